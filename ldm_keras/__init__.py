@@ -1,0 +1,14 @@
+"""ldm_keras: self-supervised learning by Latent Distribution Matching, for Keras 3.
+
+LDM fits the distribution of learned latents to an explicit latent model,
+
+    F = E_R[log p_θ(z)] + H_R[z]     (alignment + entropy),
+
+and each choice of latent model (:mod:`ldm_keras.priors`) and entropy estimator
+(:mod:`ldm_keras.entropy`) gives a known self-supervised method
+(:mod:`ldm_keras.recipes`). Works on the TensorFlow, JAX and PyTorch backends.
+"""
+
+__version__ = "0.1.0"
+
+from . import entropy, priors  # noqa: E402,F401

@@ -1,0 +1,70 @@
+"""Input checks shared by every ldm_keras component.
+
+Each check raises a ``ValueError`` that names what was expected and what was given, so
+bad input fails early instead of surfacing as a NaN or a backend stack trace.
+Symbolic tensors (unknown batch size while Keras traces a functional model) pass the
+checks that need a concrete size.
+"""
+
+import math
+
+from keras import ops
+
+
+def static_shape(x):
+    """Shape of ``x`` as a tuple (entries may be ``None`` for symbolic dims)."""
+    return tuple(ops.shape(x)) if not hasattr(x, "shape") else tuple(x.shape)
+
+
+def check_rank(x, rank, name="z", what="(batch, features)"):
+    """Raise unless ``x`` has exactly ``rank`` dimensions."""
+    shape = static_shape(x)
+    if len(shape) != rank:
+        raise ValueError(
+            f"`{name}` must be a rank-{rank} tensor of shape {what}; "
+            f"received shape {shape} (rank {len(shape)})."
+        )
+    return shape
+
+
+def check_same_shape(a, b, name_a="z1", name_b="z2"):
+    """Raise unless ``a`` and ``b`` have the same (known) shape."""
+    sa, sb = static_shape(a), static_shape(b)
+    if len(sa) != len(sb) or any(
+        x is not None and y is not None and x != y for x, y in zip(sa, sb)
+    ):
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same shape; "
+            f"received {name_a}.shape={sa} and {name_b}.shape={sb}."
+        )
+
+
+def check_positive(value, name, allow_zero=False):
+    """Raise unless ``value`` is a finite number > 0 (or >= 0 with ``allow_zero``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a number; received {value!r}.") from None
+    ok = v >= 0 if allow_zero else v > 0
+    if not ok or not math.isfinite(v):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}; received {value!r}.")
+    return v
+
+
+def check_choice(value, name, choices):
+    """Raise unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {sorted(choices)}; received {value!r}.")
+    return value
+
+
+def check_min_batch(x, minimum, name="z", why=""):
+    """Raise when the (static) batch size of ``x`` is smaller than ``minimum``."""
+    n = static_shape(x)[0]
+    if n is not None and n < minimum:
+        reason = f" ({why})" if why else ""
+        raise ValueError(
+            f"`{name}` needs a batch of at least {minimum} samples{reason}; "
+            f"received a batch of {n}."
+        )

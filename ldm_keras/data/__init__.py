@@ -1,0 +1,1 @@
+"""Datasets: bundled, generated and downloaded, plus loaders for arrays and HDF5."""

@@ -1,0 +1,5 @@
+"""Entropy estimators ``Ĥ[z]`` from a batch: the uniformity term of LDM."""
+
+from .base import EntropyEstimator
+
+__all__ = ["EntropyEstimator"]

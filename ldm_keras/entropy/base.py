@@ -1,0 +1,37 @@
+"""Base class of the entropy estimators (the uniformity term of LDM)."""
+
+import keras
+from keras import ops
+
+
+class EntropyEstimator(keras.layers.Layer):
+    """Estimate the differential entropy ``H[z]`` from a batch ``Z ∈ R^{N×d}``.
+
+    Subclasses implement :meth:`call`, returning a float32 scalar whatever the dtype
+    policy (inputs are not autocast; the estimator casts them to float32). Additive
+    constants that do not depend on ``Z`` may be dropped; each subclass says which.
+
+    Two views:
+
+    * :meth:`joint` — ``H[z1, z2]`` estimated on the feature-wise concatenation
+      ``[z1, z2]`` (LDM, the reference code's "dual" mode);
+    * :meth:`marginal` — ``H[z1] + H[z2] = H[z1, z2] + I(z1; z2)`` (LDM + MI; standard
+      SimCLR and VICReg).
+
+    Subclasses override either when the estimator has a better two-view form.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, *args, **kwargs):
+        return ()
+
+    def joint(self, z1, z2):
+        """``H[z1, z2]`` estimated on ``concatenate([z1, z2], axis=-1)``."""
+        return self(ops.concatenate([ops.cast(z1, "float32"), ops.cast(z2, "float32")], -1))
+
+    def marginal(self, z1, z2):
+        """``H[z1] + H[z2]``."""
+        return self(z1) + self(z2)

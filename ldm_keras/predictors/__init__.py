@@ -1,0 +1,1 @@
+"""Predictors: context -> prediction of the next latent (Kalman filter, recurrent)."""

@@ -1,0 +1,36 @@
+"""Base class of the latent models (the alignment term of LDM)."""
+
+import keras
+from keras import ops
+
+
+class Prior(keras.layers.Layer):
+    """A latent model ``p_θ(z | context)``: the alignment term of LDM.
+
+    Subclasses implement :meth:`log_prob`, which returns one log density per sample
+    (shape ``(batch,)``), in float32 whatever the dtype policy, up to an additive
+    constant that each subclass documents. Calling the layer is the same as calling
+    ``log_prob``. For two views, ``z`` is the target view and ``context`` the
+    prediction made from the other view (``μ(z1)``); the alignment term is
+    ``mean(log_prob(z2, context=μ(z1)))``.
+
+    Inputs are not autocast: the layer casts them to float32 itself, so it is safe to
+    use under ``mixed_float16``.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+
+    def call(self, z, context=None):
+        return self.log_prob(z, context)
+
+    def log_prob(self, z, context=None):
+        raise NotImplementedError
+
+    def compute_output_shape(self, z_shape, context_shape=None):
+        return tuple(z_shape[:-1])
+
+    @staticmethod
+    def _f32(x):
+        return None if x is None else ops.cast(x, "float32")

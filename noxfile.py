@@ -1,0 +1,60 @@
+"""Nox sessions for ldm_keras.
+
+* ``nox -s tests``      — the test suite, once per Keras backend, each in its own process.
+* ``nox -s lint``       — ruff.
+* ``nox -s tutorials``  — every tutorial in fast mode on each backend.
+* ``nox -s bench``      — speed and memory benchmarks (ratios against baselines).
+
+PyTorch is pinned to the CPU build ``torch==2.13.0`` here, in the test tooling only: an
+unpinned ``torch`` would pull a multi-GB CUDA build. Users choose their own torch.
+"""
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+BACKENDS = ["tensorflow", "jax", "torch"]
+TORCH_PIN = "torch==2.13.0"
+
+
+def _install(session):
+    # torch first, pinned, so nothing later resolves an unpinned (CUDA) build.
+    session.install(TORCH_PIN)
+    session.install("-e", ".[all,dev]", TORCH_PIN)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tests(session, backend):
+    """Run pytest with KERAS_BACKEND set to one backend."""
+    _install(session)
+    env = {"KERAS_BACKEND": backend, "LDM_KERAS_FAST": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session):
+    """Static checks with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", "ldm_keras", "tests", "noxfile.py")
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tutorials(session, backend):
+    """Execute every tutorial in fast mode."""
+    _install(session)
+    env = {"KERAS_BACKEND": backend, "LDM_KERAS_FAST": "1", "MPLBACKEND": "Agg"}
+    for name in sorted(os.listdir("tutorials")):
+        if name.endswith(".py") and not name.startswith("_"):
+            session.run("python", os.path.join("tutorials", name), env=env)
+
+
+@nox.session
+def bench(session):
+    """Speed and memory benchmarks; writes benchmarks/results.{json,md}."""
+    _install(session)
+    session.run("python", "benchmarks/run.py", *session.posargs)
