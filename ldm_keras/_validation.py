@@ -68,3 +68,27 @@ def check_min_batch(x, minimum, name="z", why=""):
             f"`{name}` needs a batch of at least {minimum} samples{reason}; "
             f"received a batch of {n}."
         )
+
+
+def check_open_interval(value, name, low, high):
+    """Raise unless ``value`` is a finite number with ``low < value < high``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a number; received {value!r}.") from None
+    if not (math.isfinite(v) and low < v < high):
+        raise ValueError(
+            f"`{name}` must lie in the open interval ({low:g}, {high:g}); received {value!r}."
+        )
+    return v
+
+
+def check_last_dim(x, expected, name="z", what="features"):
+    """Raise when the (static) last dimension of ``x`` is known and differs from ``expected``."""
+    shape = static_shape(x)
+    got = shape[-1] if shape else None
+    if got is not None and expected is not None and int(got) != int(expected):
+        raise ValueError(
+            f"`{name}` must have {expected} {what} in its last dimension; "
+            f"received shape {shape}."
+        )
