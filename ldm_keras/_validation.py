@@ -92,3 +92,38 @@ def check_last_dim(x, expected, name="z", what="features"):
             f"`{name}` must have {expected} {what} in its last dimension; "
             f"received shape {shape}."
         )
+
+
+def check_int(value, name, minimum=0):
+    """Raise unless ``value`` is an integer (not a bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        hasattr(value, "__index__") and not isinstance(value, float)
+    ):
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {value!r}.")
+    v = int(value)
+    if v < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {value!r}.")
+    return v
+
+
+def check_finite(x, name="z"):
+    """Raise when a concrete tensor holds NaN or ±inf.
+
+    Only checkable eagerly: symbolic tensors (Keras functional tracing) and traced
+    tensors (inside ``jax.jit`` or ``tf.function``) pass unchecked. The check costs
+    one reduction and a device-to-host copy of a single boolean.
+    """
+    from keras.utils import is_keras_tensor
+
+    if is_keras_tensor(x):
+        return
+    flag = ops.all(ops.isfinite(x))
+    try:
+        ok = bool(ops.convert_to_numpy(flag))
+    except Exception:  # traced value (jit / graph mode): cannot be checked eagerly
+        return
+    if not ok:
+        raise ValueError(
+            f"`{name}` must contain only finite values; received a tensor of shape "
+            f"{static_shape(x)} with NaN or inf entries."
+        )
