@@ -7,6 +7,7 @@ checks that need a concrete size.
 """
 
 import math
+import numbers
 
 from keras import ops
 
@@ -96,9 +97,7 @@ def check_last_dim(x, expected, name="z", what="features"):
 
 def check_int(value, name, minimum=0):
     """Raise unless ``value`` is an integer (not a bool) ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__") and not isinstance(value, float)
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"`{name}` must be an integer >= {minimum}; received {value!r}.")
     v = int(value)
     if v < minimum:
