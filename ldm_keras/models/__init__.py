@@ -1,0 +1,7 @@
+"""``keras.Model`` subclasses that train by LDM with ``model.fit`` on every backend."""
+
+from .base import LDMModel
+from .multiview import MultiViewLDM
+from .optimizers import GroupedOptimizer, ScaledSchedule
+
+__all__ = ["LDMModel", "MultiViewLDM", "GroupedOptimizer", "ScaledSchedule"]

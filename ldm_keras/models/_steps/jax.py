@@ -1,0 +1,70 @@
+"""JAX gradient step: stateless ``value_and_grad``, like Keras' JAX trainer.
+
+The backend-agnostic loss runs inside a ``keras.StatelessScope`` that maps every model
+variable to the value carried in the training state; assignments made during the
+loss (seed generators, running statistics) or after the optimizer step (EMA targets,
+spectral-radius clamping) are read back from the scope into the new state.
+"""
+
+import jax
+import keras
+
+
+def _stateless(variables, values, fn, read_back):
+    """Run ``fn`` with ``variables`` bound to ``values``; return fn() and read_back's values."""
+    with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+        out = fn()
+    new = []
+    for var, old in read_back:
+        value = scope.get_current_value(var)
+        new.append(old if value is None else value)
+    return out, new
+
+
+def train_step(model, state, data):
+    trainable, non_trainable, optimizer_values, metric_values = state
+    tv_vars, nt_vars = model.trainable_variables, model.non_trainable_variables
+
+    def loss_fn(tv, ntv):
+        logs, new_ntv = _stateless(
+            tv_vars + nt_vars, list(tv) + list(ntv),
+            lambda: model._compute_logs(data, training=True),
+            list(zip(nt_vars, ntv)),
+        )
+        return logs["loss"], (logs, new_ntv)
+
+    (_, (logs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        trainable, non_trainable
+    )
+    trainable, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, grads, trainable
+    )
+    if model._has_post_step:
+        _, new = _stateless(
+            tv_vars + nt_vars, list(trainable) + list(non_trainable),
+            model.after_optimizer_step,
+            list(zip(tv_vars, trainable)) + list(zip(nt_vars, non_trainable)),
+        )
+        trainable, non_trainable = new[: len(tv_vars)], new[len(tv_vars):]
+    results, metric_values = _stateless(
+        model.metrics_variables, metric_values,
+        lambda: model._update_trackers(logs),
+        list(zip(model.metrics_variables, metric_values)),
+    )
+    return results, (trainable, non_trainable, optimizer_values, metric_values)
+
+
+def test_step(model, state, data):
+    trainable, non_trainable, metric_values = state
+    tv_vars, nt_vars = model.trainable_variables, model.non_trainable_variables
+    logs, non_trainable = _stateless(
+        tv_vars + nt_vars, list(trainable) + list(non_trainable),
+        lambda: model._compute_logs(data, training=False),
+        list(zip(nt_vars, non_trainable)),
+    )
+    results, metric_values = _stateless(
+        model.metrics_variables, metric_values,
+        lambda: model._update_trackers(logs),
+        list(zip(model.metrics_variables, metric_values)),
+    )
+    return results, (trainable, non_trainable, metric_values)

@@ -1,0 +1,17 @@
+"""TensorFlow gradient step: ``tf.GradientTape``, like Keras' TensorFlow trainer."""
+
+import tensorflow as tf
+
+
+def train_step(model, data):
+    with tf.GradientTape() as tape:
+        logs = model._compute_logs(data, training=True)
+    variables = model.trainable_variables
+    grads = tape.gradient(logs["loss"], variables)
+    model._apply_update(grads, variables, logs)
+    return model._update_trackers(logs)
+
+
+def test_step(model, data):
+    logs = model._compute_logs(data, training=False)
+    return model._update_trackers(logs)

@@ -1,0 +1,204 @@
+"""Multi-view LDM: two views of each sample, one latent model, one entropy estimator."""
+
+import keras
+from keras import ops
+
+from .._serialization import register
+from .._validation import check_positive
+from ..objectives import LDMObjective
+from .base import LDMModel
+
+
+def _deserialize(obj):
+    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
+
+
+def _serialize(obj):
+    return None if obj is None else keras.saving.serialize_keras_object(obj)
+
+
+@register
+class MultiViewLDM(LDMModel):
+    """Self-supervised training from two views of each sample (LDM_SPEC §1, two views).
+
+    ``z_v = projector(encoder(view_v(x)))`` for ``v = 1, 2``; the objective fits the pair
+    ``(z1, z2)`` to the latent model: alignment ``log p(t2 | μ(z1))`` (both directions),
+    with ``μ`` the optional predictor head and ``t`` the targets, plus the entropy of
+    the latents (joint, marginal or pooled). Targets are the other view's online latents,
+    their ``stop_gradient`` (SimSiam), or the output of an EMA copy of the encoder and
+    projector (BYOL) updated inside ``train_step`` as
+
+    .. math:: θ_{target} ← m\\,θ_{target} + (1-m)\\,θ_{online}.
+
+    ``model(x)`` and ``model.predict(x)`` return the encoder's representation
+    ``encoder(x)``; :meth:`embed` returns the projected latents.
+
+    Args:
+        encoder: any Keras layer or model (the representation to learn).
+        objective: an :class:`~ldm_keras.objectives.LDMObjective`; alternatively give
+            ``prior`` (+ ``entropy``, ``entropy_weight``, ``mode``, ``stop_gradient``).
+        projector: optional head applied to the encoder output during training.
+        predictor: optional head ``μ`` applied to the online latents.
+        views: a layer or callable mapping a batch to one random view; called twice per
+            step. ``None`` when the data already are pairs ``(x1, x2)``.
+        ema_momentum: ``m`` in ``[0, 1)`` for an EMA target network (BYOL); ``None`` for
+            none. The target networks are ``keras.models.clone_model`` copies, so the
+            encoder and projector must be functional or sequential models, or layers
+            that implement ``get_config``.
+
+    Example:
+        >>> model = MultiViewLDM(
+        ...     encoder=encoder,
+        ...     prior=ldm.priors.VonMisesFisher(precision=5.0),
+        ...     entropy=ldm.entropy.VonMisesFisherKDE(precision=5.0),
+        ...     views=ldm.augment.image_views("digits"))
+        >>> model.compile(optimizer="adam")
+        >>> model.fit(images, epochs=10, batch_size=256)
+        >>> features = model.predict(images)
+    """
+
+    def __init__(self, encoder, objective=None, *, prior=None, entropy=None,
+                 entropy_weight=1.0, mode="joint", stop_gradient=False,
+                 projector=None, predictor=None, views=None, ema_momentum=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        objective = _deserialize(objective)
+        if objective is None:
+            if prior is None:
+                raise ValueError("MultiViewLDM needs an `objective` or a `prior` (+ `entropy`).")
+            objective = LDMObjective(prior=_deserialize(prior), entropy=_deserialize(entropy),
+                                     entropy_weight=entropy_weight, mode=mode,
+                                     stop_gradient=stop_gradient)
+        elif prior is not None or entropy is not None:
+            raise ValueError("Give either `objective` or `prior`/`entropy`, not both.")
+        if not isinstance(objective, LDMObjective):
+            raise ValueError(f"`objective` must be an LDMObjective; received {objective!r}.")
+        self.encoder = _deserialize(encoder)
+        self.projector = _deserialize(projector)
+        self.predictor = _deserialize(predictor)
+        self.views = _deserialize(views)
+        self.objective = objective
+        if ema_momentum is not None:
+            m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
+            if m >= 1.0:
+                raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
+            ema_momentum = m
+        self.ema_momentum = ema_momentum
+        self.target_encoder = None
+        self.target_projector = None
+
+    # -- building ----------------------------------------------------------------------
+    def _clone(self, layer):
+        try:
+            if isinstance(layer, keras.Model) and not type(layer).__module__.startswith(
+                    "ldm_keras") and layer.__class__ in (keras.Model, keras.Sequential):
+                clone = keras.models.clone_model(layer)
+            else:
+                clone = layer.__class__.from_config(layer.get_config())
+        except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
+            raise ValueError(
+                f"Cannot clone {layer!r} for the EMA target network ({err}). Use a "
+                "functional/sequential model or a layer with a complete get_config()."
+            ) from err
+        clone.trainable = False
+        return clone
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        shape = tuple(input_shape)
+        if len(shape) >= 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])  # pairs: build from one view
+        x = keras.KerasTensor((None,) + tuple(shape[1:]))
+        h = self.encoder(x)
+        z = self.projector(h) if self.projector is not None else h
+        if self.predictor is not None:
+            self.predictor(z)
+        if self.ema_momentum is not None:
+            self.target_encoder = self._clone(self.encoder)
+            self.target_encoder(x)
+            if self.projector is not None:
+                self.target_projector = self._clone(self.projector)
+                self.target_projector(h)
+            for t, o in zip(self._target_weights(), self._online_weights()):
+                t.assign(o.value)
+        zz = keras.KerasTensor(tuple(z.shape), dtype="float32")
+        self.objective(zz, zz)
+        self.built = True
+
+    def _online_weights(self):
+        ws = list(self.encoder.weights)
+        return ws + (list(self.projector.weights) if self.target_projector is not None else [])
+
+    def _target_weights(self):
+        ws = list(self.target_encoder.weights)
+        return ws + (list(self.target_projector.weights) if self.target_projector is not None
+                     else [])
+
+    # -- forward ---------------------------------------------------------------------
+    def call(self, x, training=False):
+        if isinstance(x, (tuple, list)):  # pairs of views: represent the first
+            x = x[0]
+        return self.encoder(x, training=training)
+
+    def embed(self, x, training=False):
+        """Projected latents ``projector(encoder(x))`` (the space the objective sees)."""
+        h = self.encoder(x, training=training)
+        return self.projector(h, training=training) if self.projector is not None else h
+
+    def _target_embed(self, x, training):
+        h = self.target_encoder(x, training=training)
+        return self.target_projector(h, training=training) if self.target_projector else h
+
+    def make_views(self, x, training=True):
+        """The two views of a batch: given pairs, or two calls of the view generator."""
+        if isinstance(x, (tuple, list)):
+            if len(x) != 2:
+                raise ValueError(
+                    f"MultiViewLDM takes a batch of samples or a pair (x1, x2) of views; "
+                    f"received a tuple of {len(x)} arrays."
+                )
+            return x[0], x[1]
+        if self.views is None:
+            raise ValueError(
+                "MultiViewLDM got single samples but has no `views` generator: pass "
+                "`views=` (e.g. ldm_keras.augment.image_views(...)) or feed pairs (x1, x2)."
+            )
+        if isinstance(self.views, keras.layers.Layer):
+            return self.views(x, training=training), self.views(x, training=training)
+        return self.views(x), self.views(x)
+
+    def compute_ldm_loss(self, x, training=False):
+        x1, x2 = self.make_views(x, training=True)
+        z1 = self.embed(x1, training=training)
+        z2 = self.embed(x2, training=training)
+        p1 = self.predictor(z1, training=training) if self.predictor is not None else None
+        p2 = self.predictor(z2, training=training) if self.predictor is not None else None
+        t1 = t2 = None
+        if self.target_encoder is not None:
+            t1 = ops.stop_gradient(self._target_embed(x1, training))
+            t2 = ops.stop_gradient(self._target_embed(x2, training))
+        return self.objective(z1, z2, p1, p2, t1, t2)
+
+    def after_optimizer_step(self):
+        if self.ema_momentum is None:
+            return
+        m = self.ema_momentum
+        for t, o in zip(self._target_weights(), self._online_weights()):
+            t.assign(m * t.value + (1.0 - m) * ops.cast(o.value, t.dtype))
+
+    @property
+    def _has_post_step(self):
+        return self.ema_momentum is not None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": _serialize(self.encoder),
+            "objective": _serialize(self.objective),
+            "projector": _serialize(self.projector),
+            "predictor": _serialize(self.predictor),
+            "views": _serialize(self.views) if isinstance(self.views, keras.layers.Layer)
+            else None,
+            "ema_momentum": self.ema_momentum,
+        }

@@ -1,0 +1,145 @@
+"""Per-group learning rates for LDM models: one optimizer per variable group.
+
+Keras optimizers have no parameter groups, and scaling gradients is not the same as
+scaling the learning rate for adaptive optimizers such as Adam (whose update is
+invariant to the gradient's scale). :class:`GroupedOptimizer` therefore clones the
+user's optimizer once per group, with the learning rate multiplied by the group's
+factor, and routes every variable to the optimizer of its group. To Keras it is one
+optimizer: its ``variables`` are the union of the clones' variables, so saving,
+``BackupAndRestore`` and JAX's stateless training work unchanged.
+"""
+
+import keras
+
+from .._serialization import register
+from .._validation import check_positive
+
+
+@register
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning-rate schedule multiplied by a constant: ``factor · schedule(step)``."""
+
+    def __init__(self, schedule, factor):
+        if isinstance(schedule, dict):
+            schedule = keras.optimizers.schedules.deserialize(schedule)
+        self.schedule = schedule
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        return self.schedule(step) * self.factor
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule),
+                "factor": self.factor}
+
+
+def _scaled_clone(optimizer, factor, name):
+    config = optimizer.get_config()
+    lr = optimizer._learning_rate  # the float or the schedule the user gave
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        config["learning_rate"] = ScaledSchedule(lr, factor)
+    else:
+        config["learning_rate"] = float(keras.ops.convert_to_numpy(lr)) * factor
+    config["name"] = name
+    return optimizer.__class__.from_config(config)
+
+
+@register
+class GroupedOptimizer(keras.optimizers.Optimizer):
+    """Apply one optimizer per variable group, with per-group learning-rate multipliers.
+
+    ``lr(group) = multipliers[group] · lr(base)``; variables of groups not named in
+    ``multipliers`` use the base rate (group ``"default"``). Which group a variable
+    belongs to is decided by ``resolver(variable) -> str``, which
+    :class:`~ldm_keras.models.LDMModel` sets from its ``variable_groups()``.
+
+    Args:
+        optimizer: the base optimizer (instance, name or config), cloned per group.
+        multipliers: dict ``{group: factor}``, each factor > 0.
+
+    Example:
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3),
+        ...               lr_multipliers={"dynamics": 100.0, "noise": 10.0})
+    """
+
+    def __init__(self, optimizer, multipliers=None, name="grouped_optimizer", **kwargs):
+        kwargs.pop("learning_rate", None)
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        base = keras.optimizers.get(optimizer)
+        self.multipliers = {str(k): check_positive(v, f"lr_multipliers[{k!r}]")
+                            for k, v in dict(multipliers or {}).items()}
+        self.base_optimizer = base
+        groups = ["default"] + [g for g in self.multipliers if g != "default"]
+        self._group_names = groups
+        self._optimizers = [
+            _scaled_clone(base, self.multipliers.get(g, 1.0), f"{name}_{g}") for g in groups
+        ]
+        self.resolver = None
+
+    # -- Keras optimizer protocol -------------------------------------------------
+    @property
+    def variables(self):
+        own = self._variables[:]
+        return own + [v for opt in self._optimizers for v in opt.variables]
+
+    @property
+    def learning_rate(self):
+        return self._optimizers[0].learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        for group, opt in zip(self._group_names, self._optimizers):
+            opt.learning_rate = value * self.multipliers.get(group, 1.0)
+
+    def _group_of(self, variable):
+        group = "default" if self.resolver is None else self.resolver(variable)
+        return group if group in self._group_names else "default"
+
+    def build(self, var_list):
+        if self.resolver is not None:
+            known = set(self.resolver.__self__.variable_groups()) \
+                if hasattr(self.resolver, "__self__") else None
+            unknown = [g for g in self.multipliers if known is not None and g not in known
+                       and g != "default"]
+            if unknown:
+                raise ValueError(
+                    f"lr_multipliers names unknown variable groups {unknown}; this model "
+                    f"has the groups {sorted(known)} (plus 'default')."
+                )
+        groups = [self._group_of(v) for v in var_list]
+        for name, opt in zip(self._group_names, self._optimizers):
+            opt.build([v for v, g in zip(var_list, groups) if g == name])
+        self._keys_to_group = {self._var_key(v): g for v, g in zip(var_list, groups)}
+        super().build(var_list)
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            self.build(trainable_variables)
+        grads = list(grads)
+        for name, opt in zip(self._group_names, self._optimizers):
+            pairs = [(g, v) for g, v in zip(grads, trainable_variables)
+                     if self._keys_to_group.get(self._var_key(v), "default") == name]
+            if pairs:
+                opt.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self._iterations.assign_add(1)
+
+    def apply_gradients(self, grads_and_vars):
+        grads, variables = zip(*grads_and_vars)
+        self.apply(list(grads), list(variables))
+        return self._iterations
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "optimizer": keras.optimizers.serialize(self.base_optimizer),
+            "multipliers": dict(self.multipliers),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["optimizer"] = keras.optimizers.deserialize(config["optimizer"])
+        return cls(**config)
