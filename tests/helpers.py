@@ -172,7 +172,7 @@ def run_layer_test(
         ins = [keras.Input(shape=x.shape[1:], batch_size=x.shape[0],
                            dtype=str(np.asarray(x).dtype).replace("float64", "float32"))
                for x in inputs]
-        model = keras.Model(ins, layer(*ins, **call_kwargs))
+        model = keras.Model(ins if len(ins) > 1 else ins[0], layer(*ins, **call_kwargs))
         ref = model(list(inputs) if len(inputs) > 1 else inputs[0])
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "layer.keras")
