@@ -334,3 +334,55 @@ def test_bad_arguments_raise_value_error():
         dm.generate("square", process_noise=0.1)
     with pytest.raises(ValueError, match="period"):
         dm.rotation_per_step(0.1, 0.0)
+
+
+# ---------------------------------------------------------------- pendulum videos (same renderer)
+
+
+def _pendulum_reference(_, y, w0sq=(2 * math.pi / 2.0) ** 2, damping=0.0):
+    return [y[1], -w0sq * math.sin(y[0]) - damping * y[1]]
+
+
+def test_pendulum_integrates_its_ode_and_conserves_energy():
+    from ldm_keras.data import pendulum
+
+    d = pendulum.generate(num_sequences=4, length=60, dt=0.1, period=2.0, seed=2)
+    th, w = d.angles.astype(np.float64), d.angular_velocities.astype(np.float64)
+    for n in range(2):
+        sol = integrate.solve_ivp(_pendulum_reference, (0.0, 5.9), [th[n, 0], w[n, 0]],
+                                  t_eval=np.arange(60) * 0.1, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(th[n], sol.y[0], atol=2e-3)
+        np.testing.assert_allclose(w[n], sol.y[1], atol=1e-2)
+    w0sq = (2 * math.pi / 2.0) ** 2
+    e = 0.5 * w**2 + w0sq * (1 - np.cos(th))  # reference energy formula
+    np.testing.assert_allclose(e, np.broadcast_to(e[:, :1], e.shape), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pendulum.energy(th, w, 2.0), e, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(d.positions, axis=-1), 2.0, atol=1e-5)
+    np.testing.assert_allclose(d.positions[..., 0], 2.0 * np.sin(th), atol=1e-5)
+    np.testing.assert_allclose(d.positions[..., 1], -2.0 * np.cos(th), atol=1e-5)
+    row, col = _pixel(d.positions.reshape(-1, 2))
+    idx = d.frames.reshape(-1, S * S).argmax(-1)
+    assert np.all(np.abs(idx // S - row) <= 0.5 + 1e-4)
+    assert np.all(np.abs(idx % S - col) <= 0.5 + 1e-4)
+
+
+def test_pendulum_small_angle_period_damping_seeds_and_errors():
+    from ldm_keras.data import pendulum
+
+    d = pendulum.generate(num_sequences=2, length=41, dt=0.05, period=2.0, max_angle=0.05, seed=0)
+    th = d.angles.astype(np.float64)
+    # started at rest: after one small-angle period it is back where it started
+    np.testing.assert_allclose(th[:, 40], th[:, 0], atol=2e-3 * np.abs(th[:, 0]).max() + 1e-6)
+    damped = pendulum.generate(num_sequences=3, length=80, damping=0.3, seed=1)
+    e = pendulum.energy(damped.angles, damped.angular_velocities)
+    assert np.all(e[:, -1] < 0.5 * e[:, 0])
+    tr, te = pendulum.load("pendulum", "train", 4), pendulum.load("pendulum", "test", 4)
+    assert not np.allclose(tr.angles, te.angles)
+    np.testing.assert_array_equal(tr.frames, pendulum.load("pendulum", "train", 4).frames)
+    noisy = pendulum.load("pendulum-noisy", "train", 2, flatten=False)
+    assert noisy.frames.shape == (2, 100, 10, 10, 1) and noisy.frames.dtype == np.float32
+    for kw in (dict(length=0), dict(dt=0), dict(period=-1), dict(max_angle=3.2), dict(arm=4)):
+        with pytest.raises(ValueError):
+            pendulum.generate(**kw)
+    with pytest.raises(ValueError, match="pendulum-noisy"):
+        pendulum.load("double-pendulum")
