@@ -19,6 +19,7 @@ matrix inverse) and runs in float32 whatever the dtype policy.
 """
 
 import math
+import random as python_random
 
 import keras
 from keras import ops
@@ -95,12 +96,17 @@ class TransitionInitializer(keras.initializers.Initializer):
         self.spectral_radius = check_positive(spectral_radius, "spectral_radius")
         self.stddev = check_positive(stddev, "stddev", allow_zero=True)
         self.seed = seed
+        # Like Keras' random initializers: an unseeded initializer draws its seed once,
+        # from Python's generator (seeded by keras.utils.set_random_seed), so that it
+        # never touches a global backend generator inside a traced function.
+        self._draw_seed = seed if seed is not None else python_random.randint(1, int(1e9))
 
     def __call__(self, shape, dtype=None):
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"TransitionInitializer needs a square 2-d shape; received {shape}.")
         n = int(shape[0])
-        noise = keras.random.normal((n, n), stddev=self.stddev, seed=self.seed, dtype="float32")
+        noise = keras.random.normal((n, n), stddev=self.stddev, seed=self._draw_seed,
+                               dtype="float32")
         a = ops.eye(n, dtype="float32") + noise
         a = a * (self.spectral_radius / spectral_radius(a))
         return ops.cast(a, dtype or "float32")
