@@ -63,7 +63,7 @@ def check_choice(value, name, choices):
 def check_min_batch(x, minimum, name="z", why=""):
     """Raise when the (static) batch size of ``x`` is smaller than ``minimum``."""
     n = static_shape(x)[0]
-    if n is not None and n < minimum:
+    if isinstance(n, int) and n < minimum:
         reason = f" ({why})" if why else ""
         raise ValueError(
             f"`{name}` needs a batch of at least {minimum} samples{reason}; "

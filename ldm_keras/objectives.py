@@ -79,6 +79,12 @@ class LDMObjective(keras.layers.Layer):
         self.stop_gradient = bool(stop_gradient)
         self.symmetric = bool(symmetric)
 
+    def build(self, z1_shape, *args, **kwargs):
+        for layer in (self.prior, self.entropy):
+            if layer is not None and not layer.built:
+                layer.build(tuple(z1_shape))
+        self.built = True
+
     def alignment(self, z1, z2, prediction1=None, prediction2=None, target1=None, target2=None):
         """Mean log density of each view's target under the prediction from the other."""
         t1 = z1 if target1 is None else target1

@@ -1,1 +1,4 @@
-"""Datasets: bundled, generated and downloaded, plus loaders for arrays and HDF5."""
+"""Datasets: bundled (digits), generated (dot motion, state-space systems, pendulum),
+downloaded for users with a network (CIFAR), and loaders for arrays and HDF5 files."""
+
+from . import dot_motion, pendulum, state_space  # noqa: F401

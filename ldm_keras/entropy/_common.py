@@ -36,7 +36,7 @@ def check_centers(z, centers, name="centers"):
 def num_rows(z):
     """Batch size of ``z`` as a float32 scalar (a Python float when it is static)."""
     n = static_shape(z)[0]
-    if n is not None:
+    if isinstance(n, int):
         return float(n)
     return ops.cast(ops.shape(z)[0], "float32")
 

@@ -21,6 +21,9 @@ class EntropyEstimator(keras.layers.Layer):
     Subclasses override either when the estimator has a better two-view form.
     """
 
+    #: The smallest batch the estimator accepts (``k + 1`` for k-NN).
+    min_batch_size = 2
+
     def __init__(self, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)

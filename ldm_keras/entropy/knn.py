@@ -70,6 +70,11 @@ class KNNEntropy(_Estimator):
         self.include_constant = bool(include_constant)
         self.eps = check_positive(eps, "eps")
 
+    @property
+    def min_batch_size(self):
+        """``k + 1``: each sample needs ``k`` neighbours besides itself."""
+        return self.k + 1
+
     def _validate(self, z):
         check_batch(
             z, min_batch=self.k + 1,

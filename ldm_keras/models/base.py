@@ -79,6 +79,20 @@ class LDMModel(keras.Model):
             optimizer.resolver = self._variable_group
         super().compile(optimizer=optimizer, **kwargs)
 
+    @property
+    def min_batch_size(self):
+        """The smallest batch this model's entropy estimator accepts."""
+        return 2
+
+    def fit(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        """``keras.Model.fit``, after checking that the batch size suits the estimator."""
+        if batch_size is not None and batch_size < self.min_batch_size:
+            raise ValueError(
+                f"{type(self).__name__} needs batches of at least {self.min_batch_size} "
+                f"samples for its entropy estimator; received batch_size={batch_size}."
+            )
+        return super().fit(x, y, batch_size, *args, **kwargs)
+
     def _variable_group(self, variable):
         if not hasattr(self, "_group_lookup"):
             self._group_lookup = {

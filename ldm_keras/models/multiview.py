@@ -6,6 +6,7 @@ from keras import ops
 from .._serialization import register
 from .._validation import check_positive
 from ..objectives import LDMObjective
+from . import _steps
 from .base import LDMModel
 
 
@@ -109,6 +110,17 @@ class MultiViewLDM(LDMModel):
         shape = tuple(input_shape)
         if len(shape) >= 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])  # pairs: build from one view
+        expected = getattr(self.encoder, "input_shape", None)
+        if isinstance(expected, tuple) and len(expected) > 0 and not isinstance(
+                expected[0], tuple):
+            got = (None,) + tuple(shape[1:])
+            if len(expected) != len(got) or any(
+                    e is not None and g is not None and e != g
+                    for e, g in zip(expected[1:], got[1:])):
+                raise ValueError(
+                    f"The data do not match the encoder: the encoder expects inputs of "
+                    f"shape {expected}, the batches have shape {tuple(shape)}."
+                )
         x = keras.KerasTensor((None,) + tuple(shape[1:]))
         h = self.encoder(x)
         z = self.projector(h) if self.projector is not None else h
@@ -120,8 +132,11 @@ class MultiViewLDM(LDMModel):
             if self.projector is not None:
                 self.target_projector = self._clone(self.projector)
                 self.target_projector(h)
-            for t, o in zip(self._target_weights(), self._online_weights()):
-                t.assign(o.value)
+            def copy_online_to_target():
+                for t, o in zip(self._target_weights(), self._online_weights()):
+                    t.assign(ops.convert_to_numpy(o.value))  # a copy, not a shared buffer
+
+            _steps.get().outside_trace(copy_online_to_target)
         zz = keras.KerasTensor(tuple(z.shape), dtype="float32")
         self.objective(zz, zz)
         self.built = True
@@ -190,6 +205,11 @@ class MultiViewLDM(LDMModel):
     @property
     def _has_post_step(self):
         return self.ema_momentum is not None
+
+    @property
+    def min_batch_size(self):
+        est = self.objective.entropy
+        return 2 if est is None else max(2, int(est.min_batch_size))
 
     def get_config(self):
         return {

@@ -15,3 +15,9 @@ def train_step(model, data):
 def test_step(model, data):
     logs = model._compute_logs(data, training=False)
     return model._update_trackers(logs)
+
+
+def outside_trace(fn):
+    """Run ``fn`` eagerly even while a ``tf.function`` is being traced (one-off setup)."""
+    with tf.init_scope():
+        return fn()

@@ -1,0 +1,124 @@
+"""The ``ldm-keras`` command line.
+
+::
+
+    ldm-keras train --recipe simclr --dataset digits [--backend jax] [--epochs N] [--out DIR]
+    ldm-keras evaluate DIR
+    ldm-keras recipes
+
+``--backend`` picks the Keras backend; because Keras reads ``KERAS_BACKEND`` once, at
+import, the command re-executes itself with the variable set when it differs from the
+backend already loaded.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+DEFAULT_RECIPE = "simclr"
+DEFAULT_DATASET = "digits"
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="ldm-keras", description=__doc__.split("\n")[0])
+    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or Keras' default).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an encoder with a recipe on a dataset")
+    t.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"recipe (default {DEFAULT_RECIPE})")
+    t.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="digits | cifar10 | cifar100 | path/to/file.h5:images_dataset")
+    t.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                   dest="backend_sub", help=argparse.SUPPRESS)
+    t.add_argument("--epochs", type=int, default=None, help="epochs (recipe default)")
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--learning-rate", type=float, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="output folder (default runs/RECIPE-DATASET)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="evaluate a trained encoder folder (from train)")
+    e.add_argument("path")
+    e.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                   dest="backend_sub", help=argparse.SUPPRESS)
+
+    sub.add_parser("recipes", help="list the recipes")
+    return p
+
+
+def _ensure_backend(backend, argv):
+    """Re-execute with KERAS_BACKEND=backend if keras is loaded with another backend."""
+    if backend is None:
+        return
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() == backend:
+            return
+    elif os.environ.get("KERAS_BACKEND") == backend:
+        return
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    os.execvpe(sys.executable, [sys.executable, "-m", "ldm_keras.cli", *argv], env)
+
+
+def format_table(rows, title=None):
+    """Render ``[(name, value), …]`` as an aligned two-column text table."""
+    width = max(len(str(k)) for k, _ in rows)
+    lines = [title, "-" * (width + 12)] if title else []
+    for k, v in rows:
+        v = f"{v:.4f}" if isinstance(v, float) else str(v)
+        lines.append(f"{str(k):<{width}}  {v}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    backend = getattr(args, "backend_sub", None) or args.backend
+    _ensure_backend(backend, argv)
+    if args.command == "recipes":
+        from . import recipes
+
+        for name in recipes.list():
+            print(recipes.describe(name))
+        return 0
+    if args.command == "train":
+        return _train(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    return 2
+
+
+def _train(args):
+    from . import training
+
+    start = time.time()
+    result = training.train_multiview(
+        recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+        out=args.out, verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
+    )
+    rows = [("recipe", args.recipe), ("dataset", args.dataset),
+            ("backend", result["backend"]), ("epochs", result["epochs"])]
+    rows += [(k, v) for k, v in result["metrics"].items()]
+    rows += [("train seconds", round(result["train_seconds"], 1)),
+             ("total seconds", round(time.time() - start, 1)),
+             ("encoder", result["encoder_path"])]
+    print(format_table(rows, "ldm-keras train: results"))
+    return 0
+
+
+def _evaluate(args):
+    from . import training
+
+    metrics = training.evaluate_run(args.path)
+    print(format_table(list(metrics.items()), f"ldm-keras evaluate: {args.path}"))
+    print(json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

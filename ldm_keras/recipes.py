@@ -1,0 +1,230 @@
+"""Named recipes: known self-supervised methods as LDM choices (LDM_SPEC §1–3).
+
+Each recipe fixes a latent model (prior), an entropy estimator and how they combine
+(joint / marginal / pooled entropy, stop-gradient, EMA targets). ``build`` returns a
+ready-to-compile :class:`~ldm_keras.models.MultiViewLDM`:
+
+==============  ========================  =============================  ==========
+recipe          latent model (alignment)  entropy (uniformity)           mode
+==============  ========================  =============================  ==========
+``simclr``      von Mises–Fisher κ=5      vMF-KDE γ=5, other view        marginal, λ=½
+``sphere-ldm``  von Mises–Fisher κ=5      vMF-KDE γ=5                    joint
+``plane-kde``   isotropic Gaussian κ=5    Gaussian KDE γ=5               joint
+``plane-knn``   isotropic Gaussian κ=5    Kozachenko–Leonenko k=3        joint
+``vicreg``      isotropic Gaussian κ=25   VICReg variance/covariance     marginal
+``vicreg-ldm``  isotropic Gaussian κ=5    Gaussian log-det               pooled
+``simsiam``     von Mises–Fisher κ=1      none (stop-gradient)           —
+``byol``        von Mises–Fisher κ=1      none (EMA target, m=0.99)      —
+``categorical`` categorical pair, p=0.8   categorical plug-in            joint
+==============  ========================  =============================  ==========
+
+``simclr`` with ``entropy_weight=½`` is exactly the symmetric InfoNCE (NT-Xent across
+views) at temperature ``1/κ``: ``-κ s̄ + ½ (lse₁₂ + lse₂₁)``.
+
+Example:
+    >>> import ldm_keras as ldm
+    >>> ldm.recipes.list()
+    >>> model = ldm.recipes.build("simclr", encoder=my_encoder,
+    ...                           views=ldm.augment.image_views("digits"))
+    >>> model.compile(optimizer="adam"); model.fit(x, epochs=50, batch_size=256,
+    ...     callbacks=ldm.recipes.callbacks("simclr", epochs=50))
+"""
+
+import builtins
+import difflib
+from dataclasses import dataclass, field
+
+import keras
+
+from . import entropy as E
+from . import priors as P
+from .models.encoders import mlp
+from .models.multiview import MultiViewLDM
+from .objectives import LDMObjective
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named method: how to build it and what LDM choice it makes."""
+
+    name: str
+    summary: str
+    defaults: dict = field(default_factory=dict)
+    kind: str = "multiview"
+
+
+_RECIPES = {}
+
+
+def _add(name, summary, **defaults):
+    _RECIPES[name] = Recipe(name, summary, defaults)
+
+
+_SPHERE = dict(projector=(256, 64), normalize=True)
+_add("simclr", "SimCLR: sphere prior + vMF-KDE with the other view as centres, marginal "
+     "entropy (LDM + MI), λ = ½ — the symmetric InfoNCE.",
+     prior="vmf", precision=5.0, entropy="vmf-kde", entropy_precision=5.0,
+     centers="other", mode="marginal", entropy_weight=0.5, **_SPHERE)
+_add("sphere-ldm", "Sphere LDM: sphere prior + vMF-KDE on the joint [z1, z2].",
+     prior="vmf", precision=5.0, entropy="vmf-kde", entropy_precision=5.0,
+     mode="joint", entropy_weight=1.0, **_SPHERE)
+_add("plane-kde", "Plane LDM: isotropic Gaussian prior + Gaussian KDE, joint entropy.",
+     prior="gaussian", precision=5.0, entropy="gaussian-kde", entropy_precision=5.0,
+     mode="joint", entropy_weight=1.0, projector=(256, 64), normalize=False)
+_add("plane-knn", "Plane LDM with the Kozachenko–Leonenko k-NN entropy (k = 3), joint.",
+     prior="gaussian", precision=5.0, entropy="knn", k=3, mode="joint",
+     entropy_weight=1.0, projector=(256, 64), normalize=False)
+_add("vicreg", "VICReg: isotropic Gaussian prior (invariance) + VICReg variance/covariance "
+     "surrogate, marginal (LDM + MI).",
+     prior="gaussian", precision=25.0, entropy="vicreg", mode="marginal",
+     entropy_weight=1.0, projector=(256, 256, 128), normalize=False)
+_add("vicreg-ldm", "VICReg as exact LDM: isotropic Gaussian prior + Gaussian log-det "
+     "entropy of the latents of both views pooled over the batch.",
+     prior="gaussian", precision=5.0, entropy="logdet", mode="pooled",
+     entropy_weight=1.0, projector=(256, 64), normalize=False)
+_add("simsiam", "SimSiam: predictor head, stop-gradient targets, no explicit entropy "
+     "(implicit entropy by stop-gradient); negative cosine = vMF prior.",
+     prior="vmf", precision=1.0, entropy=None, stop_gradient=True, predictor=(128,),
+     projector=(256, 64), normalize=False)
+_add("byol", "BYOL: predictor head, EMA target network (m = 0.99), no explicit entropy.",
+     prior="vmf", precision=1.0, entropy=None, stop_gradient=True, predictor=(128,),
+     ema_momentum=0.99, projector=(256, 64), normalize=False)
+_add("categorical", "Clustering: softmax head over n classes, categorical pair model with "
+     "agreement p annealed 0.8 → 0.992, categorical plug-in entropy of the joint.",
+     prior="categorical", num_classes=10, agreement=0.8, final_agreement=0.992,
+     entropy="categorical", mode="joint", entropy_weight=1.0, projector=(256,))
+
+
+def list():  # noqa: A001 - mirrors ldm.zoo.list()
+    """Names of the available recipes."""
+    return sorted(_RECIPES)
+
+
+def get(name):
+    """The :class:`Recipe` called ``name`` (a clear error lists the known ones)."""
+    if name not in _RECIPES:
+        close = difflib.get_close_matches(str(name), _RECIPES, n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(f"Unknown recipe {name!r}.{hint} Known recipes: {list()}.")
+    return _RECIPES[name]
+
+
+def describe(name):
+    """A one-paragraph description of recipe ``name`` with its default settings."""
+    r = get(name)
+    settings = ", ".join(f"{k}={v!r}" for k, v in sorted(r.defaults.items()))
+    return f"{r.name}: {r.summary}\n  defaults: {settings}"
+
+
+def _feature_dim(encoder):
+    shape = getattr(encoder, "output_shape", None)
+    if shape is None or not isinstance(shape, tuple) or shape[-1] is None:
+        raise ValueError(
+            "Cannot infer the encoder's output size; pass an encoder with a known "
+            "output shape (a functional or sequential keras.Model)."
+        )
+    return int(shape[-1])
+
+
+def _prior(o):
+    kind = o["prior"]
+    if kind == "vmf":
+        return P.VonMisesFisher(precision=o["precision"])
+    if kind == "gaussian":
+        return P.IsotropicGaussian(precision=o["precision"])
+    if kind == "categorical":
+        return P.CategoricalPair(num_classes=o["num_classes"], agreement=o["agreement"])
+    raise ValueError(f"Unknown prior kind {kind!r}.")
+
+
+def _entropy(o):
+    kind = o.get("entropy")
+    if kind is None:
+        return None
+    if kind == "vmf-kde":
+        return E.VonMisesFisherKDE(precision=o["entropy_precision"],
+                                   centers=o.get("centers", "self"))
+    if kind == "gaussian-kde":
+        return E.GaussianKDE(precision=o["entropy_precision"])
+    if kind == "knn":
+        return E.KNNEntropy(k=o.get("k", 3), clip_quantile=o.get("clip_quantile"))
+    if kind == "vicreg":
+        return E.VICRegSurrogate()
+    if kind == "logdet":
+        return E.GaussianLogDet()
+    if kind == "categorical":
+        return E.CategoricalEntropy()
+    raise ValueError(f"Unknown entropy kind {kind!r}.")
+
+
+def options(name, **overrides):
+    """The settings of recipe ``name`` after ``overrides`` (unknown keys are errors)."""
+    r = get(name)
+    allowed = set(r.defaults) | {"projector", "predictor", "ema_momentum", "normalize",
+                                 "stop_gradient", "mode", "entropy_weight", "precision",
+                                 "entropy_precision", "centers", "k", "clip_quantile"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(
+            f"Recipe {name!r} has no setting(s) {unknown}; settings: {sorted(allowed)}."
+        )
+    return {**r.defaults, **overrides}
+
+
+def build(name, encoder, *, views=None, **overrides):
+    """Build recipe ``name`` around ``encoder``; returns an uncompiled MultiViewLDM.
+
+    Args:
+        name: one of :func:`list`.
+        encoder: a Keras model with a known output size.
+        views: the view generator (e.g. ``ldm_keras.augment.image_views("digits")``),
+            or ``None`` when the data come as pairs ``(x1, x2)``.
+        **overrides: recipe settings (see :func:`describe`), e.g. ``precision=10``,
+            ``projector=(2048, 2048)``, ``projector=None`` (no projector),
+            ``entropy_weight=1.0``, ``mode="joint"``.
+
+    Example:
+        >>> model = build("plane-kde", encoder, views=views, precision=12.5)
+    """
+    o = options(name, **overrides)
+    if o.get("entropy") is None and o.get("mode") not in (None, "joint"):
+        o["mode"] = "joint"
+    dim = _feature_dim(encoder)
+    projector = None
+    if o.get("projector"):
+        widths = tuple(o["projector"])
+        if o["prior"] == "categorical":
+            projector = mlp(dim, widths, o["num_classes"], output_activation="softmax",
+                            name=f"{name}_head")
+        else:
+            projector = mlp(dim, widths[:-1], widths[-1], normalize=o.get("normalize", False),
+                            name=f"{name}_projector")
+        out_dim = o["num_classes"] if o["prior"] == "categorical" else widths[-1]
+    else:
+        out_dim = dim
+    predictor = None
+    if o.get("predictor"):
+        predictor = mlp(out_dim, tuple(o["predictor"]), out_dim, name=f"{name}_predictor")
+    objective = LDMObjective(
+        prior=_prior(o), entropy=_entropy(o), entropy_weight=o.get("entropy_weight", 1.0),
+        mode=o.get("mode") or "joint", stop_gradient=o.get("stop_gradient", False),
+    )
+    return MultiViewLDM(encoder, objective, projector=projector, predictor=predictor,
+                        views=views, ema_momentum=o.get("ema_momentum"),
+                        name=name.replace("-", "_"))
+
+
+def callbacks(name, epochs, **overrides):
+    """Callbacks that recipe ``name`` needs during ``fit`` (e.g. annealing), a list."""
+    o = options(name, **overrides)
+    cbs = []
+    if o["prior"] == "categorical" and o.get("final_agreement"):
+        cbs.append(P.AnnealAgreement(o["agreement"], o["final_agreement"],
+                                     epochs=max(int(epochs), 1)))
+    return builtins.list(cbs)
+
+
+def default_optimizer(name, learning_rate=None):
+    """The optimizer the recipe is tuned with on small data: Adam (lr 1e-3 by default)."""
+    get(name)
+    return keras.optimizers.Adam(learning_rate=learning_rate or 1e-3)
