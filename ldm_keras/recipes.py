@@ -149,7 +149,9 @@ def _entropy(o):
     if kind == "knn":
         return E.KNNEntropy(k=o.get("k", 3), clip_quantile=o.get("clip_quantile"))
     if kind == "vicreg":
-        return E.VICRegSurrogate()
+        # marginal mode sums the variance hinge of both branches; VICReg averages them
+        # (weight 25), so 12.5 per branch reproduces VICReg's loss exactly.
+        return E.VICRegSurrogate(variance_weight=12.5, covariance_weight=1.0)
     if kind == "logdet":
         return E.GaussianLogDet()
     if kind == "categorical":

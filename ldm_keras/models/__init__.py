@@ -3,5 +3,6 @@
 from .base import LDMModel
 from .multiview import MultiViewLDM
 from .optimizers import GroupedOptimizer, ScaledSchedule
+from .predictive import PredictiveLDM
 
-__all__ = ["LDMModel", "MultiViewLDM", "GroupedOptimizer", "ScaledSchedule"]
+__all__ = ["LDMModel", "MultiViewLDM", "PredictiveLDM", "GroupedOptimizer", "ScaledSchedule"]

@@ -1,0 +1,232 @@
+"""Predictive LDM for sequences: a per-frame encoder and a predictor of the next latent."""
+
+import keras
+from keras import ops
+
+from .._serialization import register
+from .._validation import check_positive
+from ..entropy.base import EntropyEstimator
+from ..predictors.kalman import KalmanFilter
+from ..predictors.recurrent import RecurrentPredictor
+from .base import LDMModel
+
+#: Learning-rate multipliers of the reference KalmanSSL runs (LDM_SPEC §4).
+DEFAULT_LR_MULTIPLIERS = {"dynamics": 100.0, "noise_network": 10.0, "observation_noise": 0.03}
+
+
+def _deserialize(obj):
+    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
+
+
+def _serialize(obj):
+    return None if obj is None else keras.saving.serialize_keras_object(obj)
+
+
+@register
+class PredictiveLDM(LDMModel):
+    """LDM on sequences (LDM_SPEC §1 "Sequences", §4): fit latents to a predictive model.
+
+    For frames ``x_{1..T}``, ``z_t = f(x_t)`` (the encoder applied to every frame) and
+
+    .. math::
+
+        F = \\frac1T \\sum_t \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})] + λ\\,\\hat H[z]
+
+    with ``p_θ`` given by the predictor: a :class:`~ldm_keras.predictors.KalmanFilter`
+    (the innovation likelihood, sampling-free) or a
+    :class:`~ldm_keras.predictors.RecurrentPredictor`. The objective is the spec's
+    ``Σ_t`` form divided by ``T`` (so the learning rate does not depend on ``T``); the
+    entropy is estimated on the latents pooled over batch × time, which matches the
+    spec's ``T · Ĥ`` after the same division.
+
+    Uniformity:
+
+    * ``entropy=None`` (default): implicit, by stop-gradient — the predictor must be
+      built with ``stop_gradient_targets=True`` (its default);
+    * an estimator (k-NN, KDE, log-det): explicit entropy; the predictor must then use
+      ``stop_gradient_targets=False`` so that the targets are differentiated too.
+
+    With a Kalman predictor the transition's spectral radius is clamped at
+    ``clamp_radius`` after every optimizer step (no gradient), and the learning rates of
+    the dynamics (100×), innovation network (10×) and observation-noise network
+    (0.03×) follow the reference by default (``lr_multipliers`` changes them).
+
+    ``model(x)`` / ``model.predict(x)`` return a dict: ``latents`` (B, T, L),
+    ``prediction`` (B, T, L) and, for the Kalman filter, ``prediction_cov`` (the
+    predictive covariance ``S_t``), ``state_mean`` and ``state_cov`` (the filtered
+    state and its uncertainty); for the recurrent predictor ``variance``.
+
+    Args:
+        encoder: per-frame Keras model, ``frame → R^L``.
+        predictor: a ``KalmanFilter`` or ``RecurrentPredictor``.
+        entropy: ``None`` or an :class:`~ldm_keras.entropy.EntropyEstimator`.
+        entropy_weight: ``λ``.
+        noise_encoder: optional per-frame model ``frame → log σ²_D (R^L)``, for a Kalman
+            cell with ``observation_noise="input"`` (heteroscedastic noise).
+        clamp_radius: spectral-radius bound of the Kalman transition, or ``None``.
+        lr_multipliers: per-group learning-rate multipliers (see above).
+
+    Example:
+        >>> from ldm_keras.predictors import KalmanCell, KalmanFilter
+        >>> model = PredictiveLDM(encoder=mlp(100, [128], 2),
+        ...                       predictor=KalmanFilter(KalmanCell(state_dim=2)))
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> model.fit(frames, epochs=20, batch_size=32)       # frames: (N, T, 100)
+        >>> out = model.predict(frames)                      # latents, predictions, S_t
+    """
+
+    def __init__(self, encoder, predictor, entropy=None, entropy_weight=1.0,
+                 noise_encoder=None, clamp_radius=1.02, lr_multipliers="default", **kwargs):
+        if lr_multipliers == "default":
+            lr_multipliers = dict(DEFAULT_LR_MULTIPLIERS)
+        super().__init__(lr_multipliers=lr_multipliers, **kwargs)
+        self.encoder = _deserialize(encoder)
+        self.predictor = _deserialize(predictor)
+        self.entropy = _deserialize(entropy)
+        self.noise_encoder = _deserialize(noise_encoder)
+        self.entropy_weight = check_positive(entropy_weight, "entropy_weight", allow_zero=True)
+        self.clamp_radius = None if clamp_radius is None else check_positive(
+            clamp_radius, "clamp_radius")
+        if not isinstance(self.predictor, (KalmanFilter, RecurrentPredictor)):
+            raise ValueError(
+                "`predictor` must be a KalmanFilter or a RecurrentPredictor; received "
+                f"{self.predictor!r}."
+            )
+        if self.entropy is not None and not isinstance(self.entropy, EntropyEstimator):
+            raise ValueError(f"`entropy` must be an EntropyEstimator or None; "
+                             f"received {self.entropy!r}.")
+        sg = self._predictor_stop_gradient()
+        if self.entropy is None and not sg:
+            raise ValueError(
+                "Without an explicit entropy the predictor must stop the gradient of its "
+                "targets (stop_gradient_targets=True), or the latents collapse."
+            )
+        if self.entropy is not None and sg:
+            raise ValueError(
+                "With an explicit entropy estimator build the predictor with "
+                "stop_gradient_targets=False (the targets are then differentiated)."
+            )
+        self._noise_input = self._is_kalman and self.predictor.cell.observation_noise == "input"
+        if self._noise_input and self.noise_encoder is None:
+            raise ValueError("The Kalman cell takes its observation noise as input "
+                             "(observation_noise='input'): pass a `noise_encoder`.")
+        if self.noise_encoder is not None and not self._noise_input:
+            raise ValueError("A `noise_encoder` needs a KalmanCell with "
+                             "observation_noise='input'.")
+
+    @property
+    def _is_kalman(self):
+        return isinstance(self.predictor, KalmanFilter)
+
+    def _predictor_stop_gradient(self):
+        if self._is_kalman:
+            return self.predictor.cell.stop_gradient_targets
+        return self.predictor.stop_gradient_targets
+
+    @property
+    def min_batch_size(self):
+        return 1 if self.entropy is None else 1  # pooled over batch × time
+
+    # -- building and shapes -------------------------------------------------------------
+    def _check_sequences(self, shape):
+        shape = tuple(shape)
+        if len(shape) < 3:
+            raise ValueError(
+                "PredictiveLDM takes sequences of shape (batch, time, *frame_shape); "
+                f"received shape {shape}."
+            )
+        if isinstance(shape[1], int) and shape[1] < 2:
+            raise ValueError(f"Sequences need at least 2 time steps; received T={shape[1]}.")
+        expected = getattr(self.encoder, "input_shape", None)
+        if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
+            frame = tuple(shape[2:])
+            if len(frame) != len(expected) - 1 or any(
+                    e is not None and f is not None and e != f
+                    for e, f in zip(expected[1:], frame)):
+                raise ValueError(
+                    f"The frames do not match the encoder: the encoder expects frames of "
+                    f"shape {expected[1:]}, the sequences have frames of shape {frame}."
+                )
+        return shape
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        shape = self._check_sequences(input_shape)
+        frame = keras.KerasTensor((None,) + shape[2:])
+        z = self.encoder(frame)
+        dim = z.shape[-1]
+        width = dim
+        if self.noise_encoder is not None:
+            self.noise_encoder(frame)
+            width = 2 * dim
+        self.predictor.build((None, shape[1], width))
+        if self.entropy is not None and not self.entropy.built:
+            self.entropy.build((None, dim))
+        self.built = True
+
+    # -- forward ---------------------------------------------------------------------------
+    def _per_frame(self, model, x, training):
+        shape = tuple(x.shape)
+        t = shape[1] if shape[1] is not None else ops.shape(x)[1]
+        flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
+        out = model(flat, training=training)
+        return ops.reshape(out, (-1, t, out.shape[-1]))
+
+    def encode(self, x, training=False):
+        """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""
+        self._check_sequences(tuple(x.shape))
+        return self._per_frame(self.encoder, x, training)
+
+    def _forward(self, x, training):
+        self._check_sequences(tuple(x.shape))
+        z = self._per_frame(self.encoder, x, training)
+        inputs = z
+        if self.noise_encoder is not None:
+            log_var = self._per_frame(self.noise_encoder, x, training)
+            inputs = ops.concatenate([z, ops.cast(log_var, z.dtype)], axis=-1)
+        return z, self.predictor(inputs, training=training)
+
+    def call(self, x, training=False):
+        z, out = self._forward(x, training)
+        return {"latents": ops.cast(z, "float32"), **out}
+
+    def compute_ldm_loss(self, x, training=False):
+        z, out = self._forward(x, training)
+        alignment = -ops.mean(out["nll"])
+        if self.entropy is None:
+            ent = ops.zeros((), "float32")
+        else:
+            pooled = ops.reshape(ops.cast(z, "float32"), (-1, z.shape[-1]))
+            ent = self.entropy(pooled)
+        loss = -(alignment + self.entropy_weight * ent)
+        return {"loss": loss, "alignment": alignment, "entropy": ent}
+
+    def after_optimizer_step(self):
+        if self._is_kalman and self.clamp_radius is not None:
+            self.predictor.clamp_spectral_radius(self.clamp_radius)
+
+    @property
+    def _has_post_step(self):
+        return self._is_kalman and self.clamp_radius is not None
+
+    def variable_groups(self):
+        groups = {"dynamics": [], "noise_network": [], "observation_noise": []}
+        if self._is_kalman:
+            groups.update(self.predictor.variable_groups())
+        else:
+            groups["dynamics"] = list(self.predictor.trainable_variables)
+        if self.noise_encoder is not None:
+            groups["observation_noise"] = list(self.noise_encoder.trainable_variables)
+        return groups
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": _serialize(self.encoder),
+            "predictor": _serialize(self.predictor),
+            "entropy": _serialize(self.entropy),
+            "entropy_weight": self.entropy_weight,
+            "noise_encoder": _serialize(self.noise_encoder),
+            "clamp_radius": self.clamp_radius,
+        }
