@@ -11,5 +11,5 @@ and each choice of latent model (:mod:`ldm_keras.priors`) and entropy estimator
 
 __version__ = "0.1.0"
 
-from . import augment, entropy, models, objectives, predictors, priors, recipes  # noqa: E402,F401
+from . import augment, data, entropy, evaluation, models, objectives, predictors, priors, recipes  # noqa: E402,F401,E501
 from .objectives import LDMObjective  # noqa: E402,F401

@@ -104,8 +104,8 @@ def _train(args):
     rows = [("recipe", args.recipe), ("dataset", args.dataset),
             ("backend", result["backend"]), ("epochs", result["epochs"])]
     rows += [(k, v) for k, v in result["metrics"].items()]
-    rows += [("train seconds", round(result["train_seconds"], 1)),
-             ("total seconds", round(time.time() - start, 1)),
+    rows += [("train seconds", f"{result['train_seconds']:.1f}"),
+             ("total seconds", f"{time.time() - start:.1f}"),
              ("encoder", result["encoder_path"])]
     print(format_table(rows, "ldm-keras train: results"))
     return 0

@@ -6,10 +6,10 @@ import tempfile
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, assert_allclose, gradients, to_numpy
+from helpers import assert_allclose, gradients, to_numpy
 
 import ldm_keras as ldm
-from ldm_keras.models.encoders import conv_encoder, mlp
+from ldm_keras.models.encoders import conv_encoder
 
 
 def _digits(n=256):
