@@ -319,6 +319,18 @@ def test_rotation_per_step_of_learned_transition():
     np.testing.assert_allclose(kf.rotation_per_step(), [th, -th], rtol=1e-5)
 
 
+def test_variable_groups_partition_trainable_variables():
+    kf = KalmanFilter({"state_dim": 2, "innovation_history": 2, "observation_matrix": "learned"})
+    kf.build((None, None, 2))
+    groups = kf.variable_groups()
+    names = sorted(v.name for v in groups["dynamics"])
+    assert names == sorted(["transition", "offset", "observation", "log_process_var",
+                            "log_observation_var", "log_noise_scale"])
+    assert len(groups["noise_network"]) == 4
+    every = groups["dynamics"] + groups["noise_network"]
+    assert sorted(map(id, every)) == sorted(map(id, kf.trainable_variables))
+
+
 def test_transition_initializer_config_round_trip():
     init = TransitionInitializer(spectral_radius=0.5, seed=3)
     again = TransitionInitializer.from_config(init.get_config())
@@ -342,6 +354,23 @@ def test_rollout_matches_numpy_recursion(rng):
         np.testing.assert_allclose(out["state_cov"][:, j], c, **TOL)
         np.testing.assert_allclose(out["prediction"][:, j], m @ d.T, **TOL)
         np.testing.assert_allclose(out["prediction_cov"][:, j], d @ c @ d.T + np.diag(r), **TOL)
+
+
+def test_rollout_with_per_step_observation_noise(rng):
+    s, l_ = 2, 2
+    a, b, d, q, _ = random_params(rng, s, l_)
+    kf = make_filter(s, l_, a, b, d, q, None, observation_noise="input", innovation_history=2)
+    lv = rng.uniform(-2, 0, size=(1, 3, l_))
+    out = to_numpy(kf.rollout(np.zeros((1, s), "float32"), np.eye(s, dtype="float32")[None],
+                              steps=3, observation_log_var=lv.astype("float32")))
+    # zero innovations: the network adds softplus(net(0)) to Σ_A, the same at every step
+    net = kf.cell._innovation_out(kf.cell._innovation_hidden(np.zeros((1, 2 * l_), "float32")))
+    q_eff = q + np.log1p(np.exp(to_numpy(net)[0]))
+    c = np.eye(s)
+    for j in range(3):
+        c = a @ c @ a.T + np.diag(q_eff)
+        np.testing.assert_allclose(out["prediction_cov"][0, j],
+                                   d @ c @ d.T + np.diag(np.exp(lv[0, j])), **TOL)
 
 
 # --------------------------------------------------------------------------- layer tests

@@ -434,6 +434,26 @@ class KalmanCell(keras.layers.Layer):
             new_states.append(ops.concatenate([history[:, l_:], innovation], axis=-1))
         return output, new_states
 
+    def variable_groups(self):
+        """Trainable variables by learning-rate group (LDM_SPEC §4).
+
+        ``{"dynamics": [A, b, D?, log σ²_A, log r?, s?], "noise_network": [innovation
+        network weights]}``. The reference trains the dynamics at 100× and the noise
+        networks at 10× the encoder's learning rate; a model can scale gradients per
+        group.
+
+        Example:
+            >>> groups = cell.variable_groups()
+            >>> multipliers = {id(v): 100.0 for v in groups["dynamics"]}
+        """
+        network = []
+        if self.innovation_history:
+            network = (list(self._innovation_hidden.trainable_variables)
+                       + list(self._innovation_out.trainable_variables))
+        ids = {id(v) for v in network}
+        dynamics = [v for v in self.trainable_variables if id(v) not in ids]
+        return {"dynamics": dynamics, "noise_network": network}
+
     # ---- stability ----------------------------------------------------------------------
 
     def clamp_spectral_radius(self, max_radius=1.02, iterations=20):
@@ -561,6 +581,10 @@ class KalmanFilter(keras.layers.Layer):
     def clamp_spectral_radius(self, max_radius=1.02):
         """See :meth:`KalmanCell.clamp_spectral_radius`."""
         return self.cell.clamp_spectral_radius(max_radius)
+
+    def variable_groups(self):
+        """See :meth:`KalmanCell.variable_groups`."""
+        return self.cell.variable_groups()
 
     # ---- validation -----------------------------------------------------------------
 
