@@ -741,9 +741,10 @@ def image_views(preset="cifar", seed=None, **overrides):
 
     Args:
         preset: ``"cifar"``, ``"cifar-strong"`` or ``"digits"``.
-        seed: int or None. With an int the ops get seeds ``seed + k`` (``k`` the op's
-            place in the fixed order), so the same seed gives the same views; with
-            None they are drawn from the global seed (``keras.utils.set_random_seed``).
+        seed: int or None. With an int the ops get seeds ``(1000·seed + k) mod 2³¹``
+            (``k`` the op's place in the fixed order), so the same seed gives the same
+            views and pipelines with different seeds share no op seed; with None they
+            are drawn from the global seed (``keras.utils.set_random_seed``).
         **overrides: per op (``crop``, ``affine``, ``flip``, ``color_jitter``,
             ``grayscale``, ``blur``, ``solarize``, ``noise``, ``dropout``): a dict of
             constructor arguments to change (adds the op if the preset lacks it),
@@ -782,6 +783,6 @@ def image_views(preset="cifar", seed=None, **overrides):
             layers.append(value)
             continue
         kwargs = dict(value)
-        kwargs.setdefault("seed", None if seed is None else seed + k)
+        kwargs.setdefault("seed", None if seed is None else (1000 * seed + k) % 2**31)
         layers.append(_OP_CLASSES[name](**kwargs))
     return ViewPipeline(layers, name=f"views_{preset.replace('-', '_')}")

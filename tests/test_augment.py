@@ -278,6 +278,7 @@ def test_two_calls_differ_and_seeds_reproduce(images):
     np.testing.assert_array_equal(_np(again, images), v2)
     other = A.image_views("cifar", seed=8)
     assert not np.allclose(_np(other, images), v1)
+    assert not {o.seed for o in views.ops} & {o.seed for o in other.ops}
 
     keras.utils.set_random_seed(3)
     a = _np(A.image_views("cifar"), images)
