@@ -19,11 +19,22 @@ import numpy as np
 
 from . import recipes
 from .augment import image_views
+from .data.pairs import same_class_pairs
 from .models.encoders import conv_encoder, resnet18
 
-#: Per-dataset defaults: encoder factory, view preset and epochs.
+#: Per-dataset defaults: encoder factory, view preset, epochs, learning rate, and recipe
+#: settings tuned for the dataset. On the 8×8 digits the sphere recipes use κ = γ = 10
+#: (temperature 0.1): measured 0.935 vs 0.931 (κ = 5) linear-probe accuracy with 10
+#: labels per class (RESULTS.md).
+_SPHERE10 = {"precision": 10.0, "entropy_precision": 10.0}
 DATASETS = {
-    "digits": {"preset": "digits", "epochs": 50, "encoder": lambda shape: conv_encoder(shape, dim=64)},
+    "digits": {"preset": "digits", "epochs": 60, "learning_rate": 2e-3,
+               "encoder": lambda shape: conv_encoder(shape, dim=64),
+               "recipe_overrides": {"simclr": _SPHERE10, "sphere-ldm": _SPHERE10}},
+    # Same-class pairs as the two views (the reference clustering protocol, LDM_SPEC §5):
+    # 3 partners per image, no augmentation.
+    "digits-pairs": {"preset": None, "pairs": 3, "epochs": 30, "learning_rate": 2e-3,
+                     "encoder": lambda shape: conv_encoder(shape, dim=64)},
     "cifar10": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
     "cifar100": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
 }
@@ -33,13 +44,15 @@ def load_image_dataset(name, seed=0):
     """``((x_train, y_train), (x_test, y_test))`` for a dataset name or an HDF5 path.
 
     Names: ``digits`` (bundled with scikit-learn; 30 % stratified test split, seed 0),
+    ``digits-pairs`` (the same images, trained on same-class pairs as the two views —
+    the reference clustering protocol; labels are used only to form the pairs),
     ``cifar10`` / ``cifar100`` (downloaded by ``keras.datasets``; needs the network
     once), or ``path/to/file.h5:images[:labels]`` (your own images, NHWC in [0, 1];
     with labels the last 30 % … see :func:`ldm_keras.data.arrays.load_h5`).
     """
     from .data import arrays, cifar, digits
 
-    if name == "digits":
+    if name in ("digits", "digits-pairs"):
         return digits.load_digits(test_size=0.3, seed=seed)
     if name in ("cifar10", "cifar100"):
         return cifar.load_cifar(name)
@@ -107,11 +120,16 @@ def train_multiview(recipe="simclr", dataset="digits",
     if epochs < 1:
         raise ValueError(f"`epochs` must be >= 1; received {epochs}.")
     encoder = d["encoder"](tuple(xtr.shape[1:]))
-    views = image_views(d["preset"], seed=seed)
-    model = recipes.build(recipe, encoder, views=views, **overrides)
+    views = image_views(d["preset"], seed=seed) if d.get("preset") else None
+    settings = {**d.get("recipe_overrides", {}).get(recipe, {}), **overrides}
+    model = recipes.build(recipe, encoder, views=views, **settings)
+    learning_rate = learning_rate or d.get("learning_rate")
     model.compile(optimizer=recipes.default_optimizer(recipe, learning_rate))
     t0 = time.time()
-    model.fit(xtr, epochs=epochs, batch_size=min(batch_size, len(xtr)), verbose=verbose,
+    data = xtr
+    if d.get("pairs"):
+        data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
+    model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)), verbose=verbose,
               shuffle=True, callbacks=recipes.callbacks(recipe, epochs))
     train_seconds = time.time() - t0
     metrics = evaluate_arrays(model.encoder, model.projector, train, test, recipe)
@@ -125,7 +143,7 @@ def train_multiview(recipe="simclr", dataset="digits",
     run = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
            "learning_rate": learning_rate, "seed": seed, "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
-           "overrides": {k: v for k, v in overrides.items()}}
+           "settings": settings}
     with open(os.path.join(out, "run.json"), "w") as f:
         json.dump(run, f, indent=2, default=str)
     with open(os.path.join(out, "metrics.json"), "w") as f:

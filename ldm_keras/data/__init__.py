@@ -1,4 +1,4 @@
 """Datasets: bundled (digits), generated (dot motion, state-space systems, pendulum),
 downloaded for users with a network (CIFAR), and loaders for arrays and HDF5 files."""
 
-from . import arrays, cifar, digits, dot_motion, pendulum, state_space  # noqa: F401
+from . import arrays, cifar, digits, dot_motion, pairs, pendulum, state_space  # noqa: F401
