@@ -75,6 +75,11 @@ def format_table(rows, title=None):
 
 
 def main(argv=None):
+    """Entry point of ``ldm-keras``; returns the exit code.
+
+    Example:
+        >>> main(["train", "--recipe", "simclr", "--dataset", "digits", "--epochs", "5"])
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     backend = getattr(args, "backend_sub", None) or args.backend

@@ -96,12 +96,20 @@ _add("categorical", "Clustering: softmax head over n classes, categorical pair m
 
 
 def list():  # noqa: A001 - mirrors ldm.zoo.list()
-    """Names of the available recipes."""
+    """Names of the available recipes.
+
+    Example:
+        >>> ldm.recipes.list()          # ['byol', 'categorical', 'plane-kde', ...]
+    """
     return sorted(_RECIPES)
 
 
 def get(name):
-    """The :class:`Recipe` called ``name`` (a clear error lists the known ones)."""
+    """The :class:`Recipe` called ``name`` (a clear error lists the known ones).
+
+    Example:
+        >>> ldm.recipes.get("vicreg").defaults["precision"]     # 25.0
+    """
     if name not in _RECIPES:
         close = difflib.get_close_matches(str(name), _RECIPES, n=3)
         hint = f" Did you mean {close}?" if close else ""
@@ -110,7 +118,11 @@ def get(name):
 
 
 def describe(name):
-    """A one-paragraph description of recipe ``name`` with its default settings."""
+    """A one-paragraph description of recipe ``name`` with its default settings.
+
+    Example:
+        >>> print(ldm.recipes.describe("simclr"))
+    """
     r = get(name)
     settings = ", ".join(f"{k}={v!r}" for k, v in sorted(r.defaults.items()))
     return f"{r.name}: {r.summary}\n  defaults: {settings}"
@@ -160,7 +172,11 @@ def _entropy(o):
 
 
 def options(name, **overrides):
-    """The settings of recipe ``name`` after ``overrides`` (unknown keys are errors)."""
+    """The settings of recipe ``name`` after ``overrides`` (unknown keys are errors).
+
+    Example:
+        >>> ldm.recipes.options("plane-kde", precision=12.5)["precision"]   # 12.5
+    """
     r = get(name)
     allowed = set(r.defaults) | {"projector", "predictor", "ema_momentum", "normalize",
                                  "stop_gradient", "mode", "entropy_weight", "precision",
@@ -217,7 +233,11 @@ def build(name, encoder, *, views=None, **overrides):
 
 
 def callbacks(name, epochs, **overrides):
-    """Callbacks that recipe ``name`` needs during ``fit`` (e.g. annealing), a list."""
+    """Callbacks that recipe ``name`` needs during ``fit`` (e.g. annealing), a list.
+
+    Example:
+        >>> model.fit(x, epochs=50, callbacks=ldm.recipes.callbacks("categorical", 50))
+    """
     o = options(name, **overrides)
     cbs = []
     if o["prior"] == "categorical" and o.get("final_agreement"):
@@ -227,6 +247,10 @@ def callbacks(name, epochs, **overrides):
 
 
 def default_optimizer(name, learning_rate=None):
-    """The optimizer the recipe is tuned with on small data: Adam (lr 1e-3 by default)."""
+    """The optimizer the recipe is tuned with on small data: Adam (lr 1e-3 by default).
+
+    Example:
+        >>> model.compile(optimizer=ldm.recipes.default_optimizer("simclr", 2e-3))
+    """
     get(name)
     return keras.optimizers.Adam(learning_rate=learning_rate or 1e-3)

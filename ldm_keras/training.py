@@ -48,7 +48,11 @@ def load_image_dataset(name, seed=0):
     the reference clustering protocol; labels are used only to form the pairs),
     ``cifar10`` / ``cifar100`` (downloaded by ``keras.datasets``; needs the network
     once), or ``path/to/file.h5:images[:labels]`` (your own images, NHWC in [0, 1];
-    with labels the last 30 % … see :func:`ldm_keras.data.arrays.load_h5`).
+    with labels, a random 30 % is held out for evaluation; see
+    :func:`ldm_keras.data.arrays.load_h5`).
+
+    Example:
+        >>> (x, y), (x_test, y_test) = load_image_dataset("digits")
     """
     from .data import arrays, cifar, digits
 
@@ -84,7 +88,15 @@ def _defaults_for(dataset, shape):
 
 
 def evaluate_arrays(encoder, head, train, test, recipe=None):
-    """Metrics of a frozen encoder: probes, k-NN, clustering (categorical head)."""
+    """Metrics of a frozen encoder: probes, k-NN, clustering (categorical head).
+
+    ``probe_full`` / ``probe_10`` (logistic regression on standardised embeddings with
+    all labels / 10 per class, mean of 5 draws), ``knn`` (k = 20, cosine) and, for the
+    categorical recipe, ``clustering`` (Hungarian-matched argmax of the softmax head).
+
+    Example:
+        >>> evaluate_arrays(model.encoder, model.projector, (x, y), (x_test, y_test))
+    """
     from .evaluation import clustering_accuracy, evaluate_embeddings
 
     (xtr, ytr), (xte, yte) = train, test
@@ -153,7 +165,11 @@ def train_multiview(recipe="simclr", dataset="digits",
 
 
 def evaluate_run(path):
-    """Re-evaluate a folder written by :func:`train_multiview` (any backend)."""
+    """Re-evaluate a folder written by :func:`train_multiview` (any backend).
+
+    Example:
+        >>> evaluate_run("runs/simclr-digits")      # {"probe_full": ..., ...}
+    """
     if not os.path.isdir(path):
         raise ValueError(f"{path!r} is not a folder written by `ldm-keras train`.")
     run_file = os.path.join(path, "run.json")

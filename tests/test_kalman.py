@@ -484,3 +484,26 @@ def test_forward_backward_speed_jax(rng):
         jax.block_until_ready(step(tv, ntv, z))
         times.append(time.perf_counter() - t0)
     assert min(times) < 0.5, f"forward+backward took {times} s"
+
+
+# --------------------------------------------------------------------------- learning
+
+
+@pytest.mark.slow
+def test_maximum_likelihood_fit_recovers_rotation(rng):
+    """Training A, b, Σ by the innovation likelihood finds the true rotation per step."""
+    theta = 0.3142
+    a = 0.99 * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    h = rng.normal(size=(16, 2))
+    frames = []
+    for _ in range(20):
+        h = h @ a.T + 0.05 * rng.normal(size=h.shape)
+        frames.append(h + 0.1 * rng.normal(size=h.shape))
+    z = np.stack(frames, 1).astype("float32")
+    kf = KalmanFilter({"state_dim": 2, "seed": 0}, return_covariances=False)
+    inp = keras.Input((20, 2))
+    model = keras.Model(inp, kf(inp)["nll"])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=lambda y, p: keras.ops.mean(p))
+    model.fit(z, np.zeros((16, 20), "float32"), epochs=60, batch_size=16, verbose=0)
+    kf.clamp_spectral_radius(1.02)
+    assert abs(kf.rotation_per_step()[0] - theta) < 0.01

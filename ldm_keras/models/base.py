@@ -32,6 +32,20 @@ class LDMModel(keras.Model):
     Per-group learning rates use one optimizer per group (see
     :class:`~ldm_keras.models.optimizers.GroupedOptimizer`), so they are exact for
     adaptive optimizers such as Adam.
+
+    Example:
+        >>> class MyLDM(LDMModel):
+        ...     def __init__(self, encoder, **kw):
+        ...         super().__init__(**kw)
+        ...         self.encoder = encoder
+        ...         self.prior = ldm.priors.IsotropicGaussian(5.0)
+        ...         self.entropy = ldm.entropy.GaussianLogDet()
+        ...     def compute_ldm_loss(self, x, training=False):
+        ...         z1, z2 = self.encoder(x[0]), self.encoder(x[1])
+        ...         a = keras.ops.mean(self.prior.log_prob(z2, context=z1))
+        ...         h = self.entropy.joint(z1, z2)
+        ...         return {"loss": -(a + h), "alignment": a, "entropy": h}
+        >>> model = MyLDM(encoder); model.compile("adam"); model.fit((x1, x2), epochs=5)
     """
 
     metric_names = ("loss", "alignment", "entropy")

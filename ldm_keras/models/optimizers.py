@@ -17,7 +17,12 @@ from .._validation import check_positive
 
 @register
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """A learning-rate schedule multiplied by a constant: ``factor · schedule(step)``."""
+    """A learning-rate schedule multiplied by a constant: ``factor · schedule(step)``.
+
+    Example:
+        >>> base = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=1000)
+        >>> fast = ScaledSchedule(base, 100.0)        # the dynamics' rate
+    """
 
     def __init__(self, schedule, factor):
         if isinstance(schedule, dict):

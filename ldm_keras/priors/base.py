@@ -16,6 +16,13 @@ class Prior(keras.layers.Layer):
 
     Inputs are not autocast: the layer casts them to float32 itself, so it is safe to
     use under ``mixed_float16``.
+
+    Example (a new latent model; register it to make it serialisable):
+        >>> @keras.saving.register_keras_serializable(package="my_project")
+        ... class Cauchy(Prior):
+        ...     def log_prob(self, z, context=None):
+        ...         e = self._f32(z) - (0.0 if context is None else self._f32(context))
+        ...         return -keras.ops.sum(keras.ops.log1p(keras.ops.square(e)), axis=-1)
     """
 
     def __init__(self, **kwargs):
