@@ -494,7 +494,7 @@ def test_maximum_likelihood_fit_recovers_rotation(rng):
     """Training A, b, Σ by the innovation likelihood finds the true rotation per step."""
     theta = 0.3142
     a = 0.99 * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    h = rng.normal(size=(16, 2))
+    h = rng.normal(size=(32, 2))
     frames = []
     for _ in range(20):
         h = h @ a.T + 0.05 * rng.normal(size=h.shape)
@@ -504,6 +504,7 @@ def test_maximum_likelihood_fit_recovers_rotation(rng):
     inp = keras.Input((20, 2))
     model = keras.Model(inp, kf(inp)["nll"])
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss=lambda y, p: keras.ops.mean(p))
-    model.fit(z, np.zeros((16, 20), "float32"), epochs=60, batch_size=16, verbose=0)
+    model.fit(z, np.zeros((32, 20), "float32"), epochs=60, batch_size=32, verbose=0)
     kf.clamp_spectral_radius(1.02)
-    assert abs(kf.rotation_per_step()[0] - theta) < 0.01
+    learned = kf.rotation_per_step()[0]
+    assert abs(learned - theta) < 0.01, f"learned rotation {learned}, true {theta}"
