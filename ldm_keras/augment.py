@@ -716,11 +716,12 @@ PRESETS = {
         "grayscale": {"p": 0.2},
         "blur": {"sigma": (0.1, 2.0), "p": 0.5},
     },
+    # Geometric only: with Gaussian noise (σ 0.1, p 0.5) and pixel dropout (10 %, p 0.5)
+    # added, SimCLR on digits probed 0.935 instead of 0.947 with 10 labels per class
+    # (RESULTS.md); add them back with noise={"p": 0.5}, dropout={"p": 0.5}.
     "digits": {
-        "crop": {"scale": (0.5, 1.0), "ratio": (3 / 4, 4 / 3), "p": 0.5},
-        "affine": {"rotation": 12.0, "translation": 1.0, "scale": (0.9, 1.1)},
-        "noise": {"stddev": 0.1, "p": 0.5},
-        "dropout": {"rate": 0.1, "p": 0.5},
+        "crop": {"scale": (0.6, 1.0), "ratio": (3 / 4, 4 / 3), "p": 0.8},
+        "affine": {"rotation": 15.0, "translation": 1.0, "scale": (0.85, 1.15)},
     },
 }
 
@@ -736,8 +737,8 @@ def image_views(preset="cifar", seed=None, **overrides):
     * ``"cifar-strong"``: crop scale (0.08, 1); flip 0.5; colour jitter p 0.8;
       grayscale 0.2; Gaussian blur σ ∈ (0.1, 2) p 0.5 (the spec's "blur 0.5" variant).
     * ``"digits"`` (8×8 scikit-learn digits, ``(B, 8, 8, 1)``): resized crop scale
-      (0.5, 1) p 0.5; rotation ±12°, shift ±1 px, zoom (0.9, 1.1); Gaussian noise
-      σ 0.1 p 0.5; pixel dropout 10 % p 0.5.
+      (0.6, 1) p 0.8; rotation ±15°, shift ±1 px, zoom (0.85, 1.15). Noise and pixel
+      dropout are available as overrides (they lowered the digits probe, RESULTS.md).
 
     Args:
         preset: ``"cifar"``, ``"cifar-strong"`` or ``"digits"``.
