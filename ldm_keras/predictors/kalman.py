@@ -520,8 +520,8 @@ class KalmanFilter(keras.layers.Layer):
         cell: a :class:`KalmanCell`, a dict of its constructor arguments, or its
             serialised config.
         return_covariances: also return ``prediction_cov`` and ``state_cov`` (this sets
-            the cell's ``output_covariances``; ``False`` saves ``T·(L² + S²)`` floats per
-            sequence).
+            the cell's ``output_covariances``, so a cell belongs to one filter; ``False``
+            saves ``T·(L² + S²)`` floats per sequence).
         check_finite: raise a ``ValueError`` on NaN/inf inputs when they can be checked
             eagerly (costs one device-to-host copy of a boolean per call).
         unroll: unroll the time loop (short sequences only).
