@@ -32,6 +32,10 @@ def tests(session, backend):
     """Run pytest with KERAS_BACKEND set to one backend."""
     _install(session)
     env = {"KERAS_BACKEND": backend, "LDM_KERAS_FAST": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if backend == "torch":
+        # On a small, busy CPU torch's intra-op threads make the many small matrix ops
+        # of the Kalman filter (2×2 Cholesky) ~1000× slower; one thread is much faster.
+        env["OMP_NUM_THREADS"] = "1"
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs, env=env)
 
 
