@@ -73,3 +73,15 @@ def test_step(model, state, data):
 def outside_trace(fn):
     """Run ``fn`` now (this backend builds models eagerly)."""
     return fn()
+
+
+def gradients(fn, variables):
+    """``(fn(), d fn / d variables)`` (diagnostics; not the training step)."""
+    variables = list(variables)
+
+    def f(values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn()
+
+    value, grads = jax.value_and_grad(f)([v.value for v in variables])
+    return value, list(grads)

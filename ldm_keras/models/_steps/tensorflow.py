@@ -21,3 +21,10 @@ def outside_trace(fn):
     """Run ``fn`` eagerly even while a ``tf.function`` is being traced (one-off setup)."""
     with tf.init_scope():
         return fn()
+
+
+def gradients(fn, variables):
+    """``(fn(), d fn / d variables)`` eagerly (diagnostics; not the training step)."""
+    with tf.GradientTape() as tape:
+        value = fn()
+    return value, tape.gradient(value, list(variables))

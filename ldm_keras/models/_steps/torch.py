@@ -23,3 +23,10 @@ def test_step(model, data):
 def outside_trace(fn):
     """Run ``fn`` now (this backend builds models eagerly)."""
     return fn()
+
+
+def gradients(fn, variables):
+    """``(fn(), d fn / d variables)`` eagerly (diagnostics; not the training step)."""
+    value = fn()
+    grads = torch.autograd.grad(value, [v.value for v in variables], allow_unused=True)
+    return value.detach(), list(grads)
