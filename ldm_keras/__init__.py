@@ -11,5 +11,20 @@ and each choice of latent model (:mod:`ldm_keras.priors`) and entropy estimator
 
 __version__ = "0.1.0"
 
-from . import augment, data, entropy, evaluation, models, objectives, predictors, priors, recipes  # noqa: E402,F401,E501
+from ._backend import choose_backend  # noqa: E402
+
+choose_backend()  # before Keras is imported: see ldm_keras/_backend.py
+
+from . import (  # noqa: E402,F401
+    augment,
+    data,
+    entropy,
+    evaluation,
+    models,
+    objectives,
+    predictors,
+    priors,
+    recipes,
+)
+from .models import encoders  # noqa: E402,F401
 from .objectives import LDMObjective  # noqa: E402,F401
