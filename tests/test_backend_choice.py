@@ -32,8 +32,22 @@ def test_keeps_keras_default_when_tensorflow_is_installed(monkeypatch, tmp_path)
     assert os.environ["KERAS_BACKEND"] == ""
 
 
-def test_respects_keras_json(monkeypatch, tmp_path):
+def test_respects_keras_json_when_its_backend_is_installed(monkeypatch, tmp_path):
     _setup(monkeypatch, tmp_path, {"jax", "torch"})
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
     b.choose_backend()
     assert os.environ["KERAS_BACKEND"] == ""  # Keras will read torch from its config
+
+
+def test_overrides_keras_json_naming_a_missing_backend(monkeypatch, tmp_path):
+    _setup(monkeypatch, tmp_path, {"jax"})
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "tensorflow"}))
+    b.choose_backend()
+    assert os.environ["KERAS_BACKEND"] == "jax"
+
+
+def test_never_changes_an_explicit_choice(monkeypatch, tmp_path):
+    _setup(monkeypatch, tmp_path, {"jax"})
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    b.choose_backend()
+    assert os.environ["KERAS_BACKEND"] == "torch"
