@@ -88,6 +88,7 @@ import numbers
 import numpy as np
 
 from .._validation import check_choice, check_positive
+from ._presets import load_preset
 
 __all__ = [
     "DISTORTIONS",
@@ -543,17 +544,4 @@ def load(name, split="train", num_sequences=None, **overrides):
         >>> bool((train.positions != test.positions).any())
         True
     """
-    check_choice(name, "name", tuple(PRESETS))
-    check_choice(split, "split", SPLITS)
-    kwargs, n_train, n_test, seed_train, seed_test = PRESETS[name]
-    if "seed" in overrides:
-        raise ValueError(
-            "`seed` is fixed by the preset and the split (train/test); call generate() "
-            f"for a custom seed. Received seed={overrides['seed']!r}."
-        )
-    args = dict(kwargs)
-    args.update(overrides)
-    if num_sequences is None:
-        num_sequences = n_train if split == "train" else n_test
-    seed = seed_train if split == "train" else seed_test
-    return generate(num_sequences=num_sequences, seed=seed, **args)
+    return load_preset(generate, PRESETS, name, split, num_sequences, overrides)

@@ -34,7 +34,8 @@ import math
 
 import numpy as np
 
-from .._validation import check_choice, check_positive
+from .._validation import check_positive
+from ._presets import load_preset
 from .dot_motion import _check_int, render
 
 __all__ = ["PRESETS", "PendulumData", "energy", "generate", "load"]
@@ -208,17 +209,4 @@ def load(name="pendulum", split="train", num_sequences=None, **overrides):
         >>> d.config["seed"]
         6001
     """
-    check_choice(name, "name", tuple(PRESETS))
-    check_choice(split, "split", ("train", "test"))
-    if "seed" in overrides:
-        raise ValueError(
-            "`seed` is fixed by the preset and the split (train/test); call generate() "
-            f"for a custom seed. Received seed={overrides['seed']!r}."
-        )
-    kwargs, n_train, n_test, seed_train, seed_test = PRESETS[name]
-    args = dict(kwargs)
-    args.update(overrides)
-    if num_sequences is None:
-        num_sequences = n_train if split == "train" else n_test
-    seed = seed_train if split == "train" else seed_test
-    return generate(num_sequences=num_sequences, seed=seed, **args)
+    return load_preset(generate, PRESETS, name, split, num_sequences, overrides)

@@ -73,6 +73,7 @@ import math
 import numpy as np
 
 from .._validation import check_choice, check_positive
+from ._presets import load_preset
 from .dot_motion import _check_int
 
 __all__ = [
@@ -393,18 +394,5 @@ def load(name, split="train", num_sequences=None, **overrides):
         >>> bool(np.allclose(tr.mixing(tr.latents[0]), te.mixing(tr.latents[0])))
         True
     """
-    check_choice(name, "name", tuple(PRESETS))
-    check_choice(split, "split", SPLITS)
-    for key in ("seed", "mixing_seed"):
-        if key in overrides:
-            raise ValueError(
-                f"`{key}` is fixed by the preset and the split; call generate() for custom "
-                f"seeds. Received {key}={overrides[key]!r}."
-            )
-    kwargs, n_train, n_test, seed_train, seed_test = PRESETS[name]
-    args = dict(kwargs)
-    args.update(overrides)
-    if num_sequences is None:
-        num_sequences = n_train if split == "train" else n_test
-    seed = seed_train if split == "train" else seed_test
-    return generate(num_sequences=num_sequences, seed=seed, **args)
+    return load_preset(generate, PRESETS, name, split, num_sequences, overrides,
+                       fixed=("seed", "mixing_seed"))
