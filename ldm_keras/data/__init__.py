@@ -2,3 +2,4 @@
 downloaded for users with a network (CIFAR), and loaders for arrays and HDF5 files."""
 
 from . import arrays, cifar, digits, dot_motion, pairs, pendulum, state_space  # noqa: F401
+from .windows import iter_windows, window_index, windows  # noqa: F401

@@ -5,11 +5,15 @@ from .diagnostics import GradientCosineMonitor, gradient_cosines
 from .multiview import MultiViewLDM
 from .optimizers import GroupedOptimizer, ScaledSchedule
 from .predictive import PredictiveLDM
+from .sequence import CPCLDM, JEPALDM, infonce_over_time
 
 __all__ = [
     "LDMModel",
     "MultiViewLDM",
     "PredictiveLDM",
+    "CPCLDM",
+    "JEPALDM",
+    "infonce_over_time",
     "GradientCosineMonitor",
     "gradient_cosines",
     "GroupedOptimizer",

@@ -1,0 +1,350 @@
+"""Sequence LDM models beyond the Kalman/recurrent :class:`PredictiveLDM`: CPC and JEPA.
+
+* :func:`infonce_over_time` — the CPC objective as an LDM: vMF (or bilinear) latent model
+  plus a kernel-density entropy over the other sequences of the batch at the same time.
+* :class:`CPCLDM` — a context network over past latents predicts the latents ``k``
+  steps ahead, scored by :func:`infonce_over_time` (explicit, contrastive entropy).
+* :class:`JEPALDM` — a recurrent predictor of the next latent against stop-gradient
+  (optionally EMA) targets: the implicit-entropy case (LDM_SPEC §3.7).
+"""
+
+import keras
+from keras import ops
+
+from .._serialization import register
+from .._validation import check_choice, check_int, check_positive
+from ..predictors.recurrent import RecurrentPredictor
+from ..priors.base import Prior
+from ..priors.gaussian import IsotropicGaussian
+from . import _steps
+from .base import LDMModel
+
+__all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
+
+
+def _deserialize(obj):
+    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
+
+
+def _serialize(obj):
+    return None if obj is None else keras.saving.serialize_keras_object(obj)
+
+
+def _check_sequences(model, shape, min_steps=2):
+    shape = tuple(shape)
+    if len(shape) < 3:
+        raise ValueError(
+            f"{type(model).__name__} takes sequences of shape (batch, time, *frame_shape); "
+            f"received shape {shape}."
+        )
+    if isinstance(shape[1], int) and shape[1] < min_steps:
+        raise ValueError(f"{type(model).__name__} needs sequences of at least {min_steps} "
+                         f"time steps; received T={shape[1]} (shape {shape}).")
+    expected = getattr(model.encoder, "input_shape", None)
+    if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
+        frame = tuple(shape[2:])
+        if len(frame) != len(expected) - 1 or any(
+                e is not None and f is not None and e != f
+                for e, f in zip(expected[1:], frame)):
+            raise ValueError(
+                f"The frames do not match the encoder: the encoder expects frames of "
+                f"shape {expected[1:]}, the sequences have frames of shape {frame}."
+            )
+    return shape
+
+
+def _per_frame(model, x, training):
+    """Apply a per-frame ``model`` to ``x`` of shape ``(B, T, *frame)`` → ``(B, T, L)``."""
+    shape = tuple(x.shape)
+    t = shape[1] if shape[1] is not None else ops.shape(x)[1]
+    flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
+    out = model(flat, training=training)
+    return ops.reshape(out, (-1, t, out.shape[-1]))
+
+
+def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon=1e-12):
+    """The CPC / InfoNCE-over-time objective split into LDM alignment and entropy.
+
+    For predictions ``p_{b,t}`` and targets ``z_{b,t}`` (both ``(B, T, L)``; the
+    prediction of sequence ``b`` at time ``t`` is scored against the targets of every
+    sequence ``c`` of the batch *at the same time step*)::
+
+        s_{t,b,c} = κ · cos(p_{b,t}, z_{c,t})          (score="vmf": unit vectors)
+        s_{t,b,c} = p_{b,t} · z_{c,t}                  (score="bilinear"; p = W_k c_t)
+        alignment = mean_{b,t} s_{t,b,b}               (log p_θ(z | p), vMF up to a constant)
+        entropy   = -mean_{b,t} logsumexp_c s_{t,b,c}  (kernel-density estimate, log B dropped)
+
+    so ``-(alignment + entropy) = mean_{b,t} [-s_{t,b,b} + logsumexp_c s_{t,b,c}]`` is the
+    usual InfoNCE (cross-entropy of the positive among the batch) averaged over time.
+    The score tensor is ``(T, B, B)`` (one matrix product per step; never ``B×B×L``);
+    computed in float32.
+
+    Args:
+        predictions, targets: ``(B, T, L)`` tensors.
+        precision: ``κ`` (the inverse temperature) for ``score="vmf"``; ignored for
+            ``"bilinear"``.
+        score: ``"vmf"`` or ``"bilinear"``.
+        epsilon: floor of the norms when normalising (default 1e-12).
+
+    Returns:
+        ``{"alignment": scalar, "entropy": scalar}`` (float32).
+
+    Example:
+        >>> terms = infonce_over_time(p, z, precision=10.0)
+        >>> loss = -(terms["alignment"] + terms["entropy"])       # InfoNCE over time
+    """
+    check_choice(score, "score", {"vmf", "bilinear"})
+    p = ops.cast(predictions, "float32")
+    z = ops.cast(targets, "float32")
+    for name, t in (("predictions", p), ("targets", z)):
+        if len(t.shape) != 3:
+            raise ValueError(f"`{name}` must have shape (batch, time, features); received "
+                             f"shape {tuple(t.shape)}.")
+    if tuple(p.shape[1:]) != tuple(z.shape[1:]) and None not in p.shape[1:] + z.shape[1:]:
+        raise ValueError(f"`predictions` and `targets` must have the same (time, features) "
+                         f"shape; received {tuple(p.shape)} and {tuple(z.shape)}.")
+    if score == "vmf":
+        p = p / ops.maximum(ops.sqrt(ops.sum(ops.square(p), -1, keepdims=True)), epsilon)
+        z = z / ops.maximum(ops.sqrt(ops.sum(ops.square(z), -1, keepdims=True)), epsilon)
+        scale = float(precision)
+    else:
+        scale = 1.0
+    pt = ops.transpose(p, (1, 0, 2))                                   # (T, B, L)
+    zt = ops.transpose(z, (1, 0, 2))
+    scores = scale * ops.matmul(pt, ops.transpose(zt, (0, 2, 1)))     # (T, B, B)
+    positive = scale * ops.sum(pt * zt, axis=-1)                       # (T, B)
+    alignment = ops.mean(positive)
+    entropy = -ops.mean(ops.logsumexp(scores, axis=-1))
+    return {"alignment": alignment, "entropy": entropy}
+
+
+@register
+class CPCLDM(LDMModel):
+    """Contrastive predictive coding as LDM (LDM_SPEC §1 "Sequences", §3.2).
+
+    ``z_t = f(x_t)`` per frame; a context network ``c_t = RNN(z_1..z_t)`` (GRU or
+    LSTM); for each offset ``k = 1..K`` a linear head predicts ``p_{t,k} = W_k c_t`` of
+    ``z_{t+k}``. The objective is :func:`infonce_over_time` averaged over ``k``:
+
+    .. math::
+
+        F = \\frac1K \\sum_k \\Big[\\underbrace{\\mathbb{E}\\,s(p_{t,k}, z_{t+k})}_{
+            \\text{alignment: vMF } κ\\cos \\text{ or bilinear}}
+            \\; - \\; λ\\,\\mathbb{E}\\log\\sum_{c} e^{s(p_{t,k}, z^{(c)}_{t+k})}\\Big]
+
+    — the latent model is a von Mises–Fisher (``score="vmf"``, ``κ`` = inverse
+    temperature) or an unnormalised bilinear density; the entropy is the kernel-density
+    estimate with the batch's other sequences at the same time step as centres. With
+    ``entropy_weight=1`` the loss is exactly CPC's InfoNCE.
+
+    ``model(x)`` returns ``{"latents": (B, T, L), "context": (B, T, units)}``.
+
+    Args:
+        encoder: per-frame Keras model ``frame → R^L``.
+        context_units: width of the context RNN.
+        context_cell: ``"gru"`` or ``"lstm"``.
+        prediction_steps: ``K`` (offsets ``1..K``); sequences need ``T > K``.
+        score: ``"vmf"`` (cosine × precision) or ``"bilinear"``.
+        precision: ``κ`` of the vMF score (default 10, temperature 0.1).
+        entropy_weight: ``λ``.
+
+    Example:
+        >>> model = CPCLDM(mlp(100, [128], 16, batch_norm=False), prediction_steps=3)
+        >>> model.compile(optimizer="adam")
+        >>> model.fit(frames, epochs=10, batch_size=32)        # frames: (N, T, 100)
+    """
+
+    def __init__(self, encoder, context_units=64, context_cell="gru", prediction_steps=3,
+                 score="vmf", precision=10.0, entropy_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = _deserialize(encoder)
+        self.context_units = check_int(context_units, "context_units", 1)
+        self.context_cell = check_choice(context_cell, "context_cell", {"gru", "lstm"})
+        self.prediction_steps = check_int(prediction_steps, "prediction_steps", 1)
+        self.score = check_choice(score, "score", {"vmf", "bilinear"})
+        self.precision = check_positive(precision, "precision")
+        self.entropy_weight = check_positive(entropy_weight, "entropy_weight", allow_zero=True)
+        rnn = keras.layers.GRU if self.context_cell == "gru" else keras.layers.LSTM
+        self.context_network = rnn(self.context_units, return_sequences=True, name="context")
+        self.heads = []
+
+    @property
+    def min_batch_size(self):
+        return 2
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        shape = _check_sequences(self, input_shape, self.prediction_steps + 1)
+        z = self.encoder(keras.KerasTensor((None,) + shape[2:]))
+        dim = int(z.shape[-1])
+        self.context_network.build((None, shape[1], dim))
+        self.heads = [keras.layers.Dense(dim, use_bias=False, name=f"predict_{k + 1}")
+                      for k in range(self.prediction_steps)]
+        for head in self.heads:
+            head.build((None, self.context_units))
+        self.built = True
+
+    def encode(self, x, training=False):
+        """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""
+        _check_sequences(self, tuple(x.shape))
+        return _per_frame(self.encoder, x, training)
+
+    def call(self, x, training=False):
+        z = self.encode(x, training)
+        c = self.context_network(z, training=training)
+        return {"latents": ops.cast(z, "float32"), "context": ops.cast(c, "float32")}
+
+    def compute_ldm_loss(self, x, training=False):
+        shape = _check_sequences(self, tuple(x.shape), self.prediction_steps + 1)
+        z = _per_frame(self.encoder, x, training)
+        c = self.context_network(z, training=training)
+        t = shape[1] if shape[1] is not None else ops.shape(x)[1]
+        alignment = entropy = 0.0
+        for k, head in enumerate(self.heads, start=1):
+            p = head(c[:, : t - k])
+            terms = infonce_over_time(p, z[:, k:], self.precision, self.score)
+            alignment = alignment + terms["alignment"]
+            entropy = entropy + terms["entropy"]
+        alignment = alignment / self.prediction_steps
+        entropy = entropy / self.prediction_steps
+        return {"loss": -(alignment + self.entropy_weight * entropy),
+                "alignment": alignment, "entropy": entropy}
+
+    def get_config(self):
+        return {**super().get_config(), "encoder": _serialize(self.encoder),
+                "context_units": self.context_units, "context_cell": self.context_cell,
+                "prediction_steps": self.prediction_steps, "score": self.score,
+                "precision": self.precision, "entropy_weight": self.entropy_weight}
+
+
+def _clone_frozen(layer):
+    try:
+        if isinstance(layer, keras.Model) and layer.__class__ in (keras.Model, keras.Sequential):
+            clone = keras.models.clone_model(layer)
+        else:
+            clone = layer.__class__.from_config(layer.get_config())
+    except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
+        raise ValueError(
+            f"Cannot clone {layer!r} for the EMA target encoder ({err}). Use a "
+            "functional/sequential model or a layer with a complete get_config()."
+        ) from err
+    clone.trainable = False
+    return clone
+
+
+@register
+class JEPALDM(LDMModel):
+    """Joint-embedding predictive architecture over time: the implicit-entropy case.
+
+    ``z_t = f(x_t)`` per frame; a :class:`~ldm_keras.predictors.RecurrentPredictor`
+    ``g`` predicts ``ẑ_t`` from ``z_<t``; the targets are ``y_t = stop_gradient(f̄(x_t))``
+    where ``f̄ = f`` (``ema_momentum=None``) or an EMA copy of the encoder updated after
+    every optimizer step, ``θ̄ ← m θ̄ + (1 - m) θ``. The objective is the latent model
+    alone (no explicit entropy; the stop-gradient stands in for it, LDM_SPEC §3.7):
+
+    .. math:: F = \\operatorname{mean}_{b,\\,t \\ge 2} \\log p_θ(y_t \\mid ẑ_t)
+
+    with ``p_θ`` an :class:`~ldm_keras.priors.IsotropicGaussian` (``-κ · mean_d (y - ẑ)²``,
+    the JEPA MSE; default) or any :class:`~ldm_keras.priors.Prior` that takes the
+    prediction as context (e.g. ``VonMisesFisher``). The first step (predicted from
+    nothing) is left out. The reported ``entropy`` is 0.
+
+    Args:
+        encoder: per-frame Keras model ``frame → R^L`` (functional/sequential for EMA).
+        predictor: a ``RecurrentPredictor`` (only its ``prediction`` is used; default
+            ``RecurrentPredictor(64, variance="constant")``).
+        prior: the latent model (default ``IsotropicGaussian(precision=1)``).
+        ema_momentum: ``m`` in ``[0, 1)`` for an EMA target encoder, or ``None`` for
+            plain stop-gradient targets from the online encoder.
+
+    Example:
+        >>> model = JEPALDM(mlp(100, [128], 8, batch_norm=False), ema_momentum=0.99)
+        >>> model.compile(optimizer="adam"); model.fit(frames, epochs=10, batch_size=32)
+    """
+
+    def __init__(self, encoder, predictor=None, prior=None, ema_momentum=0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = _deserialize(encoder)
+        predictor = _deserialize(predictor)
+        if predictor is None:
+            predictor = RecurrentPredictor(units=64, variance="constant")
+        if not isinstance(predictor, RecurrentPredictor):
+            raise ValueError(f"`predictor` must be a RecurrentPredictor; received {predictor!r}.")
+        self.predictor = predictor
+        prior = _deserialize(prior)
+        self.prior = IsotropicGaussian(precision=1.0) if prior is None else prior
+        if not isinstance(self.prior, Prior):
+            raise ValueError(f"`prior` must be an ldm_keras Prior; received {self.prior!r}.")
+        if ema_momentum is not None:
+            m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
+            if m >= 1.0:
+                raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
+            ema_momentum = m
+        self.ema_momentum = ema_momentum
+        self.target_encoder = None
+
+    @property
+    def min_batch_size(self):
+        return 1
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        shape = _check_sequences(self, input_shape)
+        frame = keras.KerasTensor((None,) + shape[2:])
+        dim = int(self.encoder(frame).shape[-1])
+        if not self.predictor.built:  # a deserialised predictor arrives built
+            self.predictor.build((None, shape[1], dim))
+        if self.ema_momentum is not None:
+            self.target_encoder = _clone_frozen(self.encoder)
+            self.target_encoder(frame)
+
+            def copy_online_to_target():
+                for t, o in zip(self.target_encoder.weights, self.encoder.weights):
+                    t.assign(ops.convert_to_numpy(o.value))  # a copy, not a shared buffer
+
+            _steps.get().outside_trace(copy_online_to_target)
+        self.built = True
+
+    def encode(self, x, training=False):
+        """Latents ``z_t = f(x_t)`` of the online encoder: ``(B, T, L)``."""
+        _check_sequences(self, tuple(x.shape))
+        return _per_frame(self.encoder, x, training)
+
+    def call(self, x, training=False):
+        z = self.encode(x, training)
+        out = self.predictor(z, training=training)
+        return {"latents": ops.cast(z, "float32"), "prediction": out["prediction"]}
+
+    def compute_ldm_loss(self, x, training=False):
+        _check_sequences(self, tuple(x.shape))
+        z = _per_frame(self.encoder, x, training)
+        pred = self.predictor(z, training=training)["prediction"]
+        if self.target_encoder is not None:
+            target = _per_frame(self.target_encoder, x, training)
+        else:
+            target = z
+        target = ops.stop_gradient(ops.cast(target, "float32"))
+        dim = pred.shape[-1]
+        logp = self.prior.log_prob(ops.reshape(target[:, 1:], (-1, dim)),
+                                   context=ops.reshape(pred[:, 1:], (-1, dim)))
+        alignment = ops.mean(logp)
+        return {"loss": -alignment, "alignment": alignment,
+                "entropy": ops.zeros((), "float32")}
+
+    def after_optimizer_step(self):
+        if self.ema_momentum is None:
+            return
+        m = self.ema_momentum
+        for t, o in zip(self.target_encoder.weights, self.encoder.weights):
+            t.assign(m * t.value + (1.0 - m) * ops.cast(o.value, t.dtype))
+
+    @property
+    def _has_post_step(self):
+        return self.ema_momentum is not None
+
+    def get_config(self):
+        return {**super().get_config(), "encoder": _serialize(self.encoder),
+                "predictor": _serialize(self.predictor), "prior": _serialize(self.prior),
+                "ema_momentum": self.ema_momentum}
