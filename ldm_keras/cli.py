@@ -3,6 +3,8 @@
 ::
 
     ldm-keras train --recipe simclr --dataset digits [--backend jax] [--epochs N] [--out DIR]
+    ldm-keras train --recipe kalman-ssl --dataset dotmotion-circular [--sequences N]
+    ldm-keras train --recipe cpc --dataset path/to/file.h5:frames[:targets] [--window 32]
     ldm-keras evaluate DIR
     ldm-keras recipes
 
@@ -30,15 +32,29 @@ def _parser():
     t = sub.add_parser("train", help="train an encoder with a recipe on a dataset")
     t.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"recipe (default {DEFAULT_RECIPE})")
     t.add_argument("--dataset", default=DEFAULT_DATASET,
-                   help="digits | cifar10 | cifar100 | path/to/file.h5:images_dataset")
+                   help="digits | cifar10 | cifar100 | path/to/file.h5:images_dataset; "
+                   "sequence recipes: dotmotion-<preset> | state-space-<preset> | "
+                   "path/to/file.h5:frames[:targets]")
     t.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                    dest="backend_sub", help=argparse.SUPPRESS)
     t.add_argument("--epochs", type=int, default=None, help="epochs (recipe default)")
-    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="batch size (default 256; sequence recipes 32)")
     t.add_argument("--learning-rate", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="output folder (default runs/RECIPE-DATASET)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--sequences", type=int, default=None,
+                   help="sequence recipes: training sequences of a generated dataset")
+    t.add_argument("--test-sequences", type=int, default=None,
+                   help="sequence recipes: held-out sequences of a generated dataset")
+    t.add_argument("--window", type=int, default=None,
+                   help="sequence recipes: window length (default: whole generated "
+                   "sequences; 32 for HDF5 recordings)")
+    t.add_argument("--stride", type=int, default=None,
+                   help="sequence recipes: steps between windows (default window/2)")
+    t.add_argument("--latent-dim", type=int, default=None,
+                   help="sequence recipes: latent size (Kalman: ground truth's, else 8)")
 
     e = sub.add_parser("evaluate", help="evaluate a trained encoder folder (from train)")
     e.add_argument("path")
@@ -98,14 +114,24 @@ def main(argv=None):
 
 
 def _train(args):
-    from . import training
+    from . import recipes, training
 
     start = time.time()
-    result = training.train_multiview(
-        recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        out=args.out, verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
-    )
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    if recipes.get(args.recipe).kind == "sequence":
+        result = training.train_sequence(
+            recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+            out=args.out, verbose=verbose, sequences=args.sequences,
+            test_sequences=args.test_sequences, window=args.window, stride=args.stride,
+            latent_dim=args.latent_dim,
+        )
+    else:
+        result = training.train_multiview(
+            recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
+            batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
+            seed=args.seed, out=args.out, verbose=verbose,
+        )
     rows = [("recipe", args.recipe), ("dataset", args.dataset),
             ("backend", result["backend"]), ("epochs", result["epochs"])]
     rows += [(k, v) for k, v in result["metrics"].items()]
