@@ -25,6 +25,7 @@ from . import (  # noqa: E402,F401
     predictors,
     priors,
     recipes,
+    zoo,
 )
 from .models import encoders  # noqa: E402,F401
 from .objectives import LDMObjective  # noqa: E402,F401

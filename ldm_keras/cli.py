@@ -7,6 +7,7 @@
     ldm-keras train --recipe cpc --dataset path/to/file.h5:frames[:targets] [--window 32]
     ldm-keras evaluate DIR
     ldm-keras recipes
+    ldm-keras zoo list|info NAME|verify [--eval] [NAME]|build NAME
 
 ``--backend`` picks the Keras backend; because Keras reads ``KERAS_BACKEND`` once, at
 import, the command re-executes itself with the variable set when it differs from the
@@ -62,6 +63,10 @@ def _parser():
                    dest="backend_sub", help=argparse.SUPPRESS)
 
     sub.add_parser("recipes", help="list the recipes")
+
+    from .zoo.cli import add_parser as _add_zoo_parser
+
+    _add_zoo_parser(sub)
     return p
 
 
@@ -110,6 +115,10 @@ def main(argv=None):
         return _train(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "zoo":
+        from .zoo.cli import run as _run_zoo
+
+        return _run_zoo(args)
     return 2
 
 

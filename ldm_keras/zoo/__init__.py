@@ -1,0 +1,67 @@
+"""The model zoo: published LDM encoders that load, verified, on every backend.
+
+Each entry (``zoo/NAME/`` in the source tree, installed as ``ldm_keras/_zoo_data``)
+holds the Keras configs of its parts, their weights (``*.weights.h5``), reference
+outputs, metrics and a card; ``index.json`` gives every file's size and SHA-256, which
+are checked before any byte of weights is read. Entries rebuild deterministically from
+a recipe with a fixed seed (``ldm-keras zoo build NAME``). ``$LDM_KERAS_ZOO`` points at
+another zoo directory.
+
+Example:
+    >>> import ldm_keras as ldm
+    >>> ldm.zoo.list()
+    >>> encoder = ldm.zoo.load("digits-simclr")          # frozen Keras encoder
+    >>> z = encoder.predict(images)                      # (n, 8, 8, 1) -> (n, 64)
+    >>> model = ldm.zoo.load_model("dotmotion-circular-noisy-kalman")   # PredictiveLDM
+    >>> ldm.zoo.verify("digits-simclr", eval=True)["ok"]
+    True
+"""
+
+from .registry import (
+    BIBTEX,
+    CITATION,
+    ZooError,
+    ZooIntegrityError,
+    cache_dir,
+    check_reference,
+    entry_files,
+    info,
+    list,
+    load,
+    load_component,
+    load_model,
+    sha256,
+    verify,
+    zoo_dir,
+)
+
+
+def build(name, root=None, train=None, verbose=0):
+    """Rebuild zoo entry ``name`` from its recipe and seed (see :mod:`.builders`).
+
+    Example:
+        >>> ldm_keras.zoo.build("digits-simclr")
+    """
+    from . import builders
+
+    return builders.build(name, root=root, train=train, verbose=verbose)
+
+
+__all__ = [
+    "BIBTEX",
+    "CITATION",
+    "ZooError",
+    "ZooIntegrityError",
+    "build",
+    "cache_dir",
+    "check_reference",
+    "entry_files",
+    "info",
+    "list",
+    "load",
+    "load_component",
+    "load_model",
+    "sha256",
+    "verify",
+    "zoo_dir",
+]

@@ -1,0 +1,94 @@
+"""``ldm-keras zoo list|info|verify [--eval] NAME|build NAME``.
+
+Example::
+
+    ldm-keras zoo list
+    ldm-keras zoo info digits-simclr
+    ldm-keras zoo verify --eval digits-simclr      # hashes, reload, reference, metric
+    ldm-keras zoo build digits-simclr              # retrain from the recipe and seed
+"""
+
+import json
+import sys
+
+
+def add_parser(sub):
+    """Add the ``zoo`` sub-command to an argparse sub-parsers object."""
+    z = sub.add_parser("zoo", help="list, inspect, verify or rebuild the published encoders")
+    z.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                   dest="backend_sub", help="Keras backend")
+    zs = z.add_subparsers(dest="zoo_command", required=True)
+    zs.add_parser("list", help="list the entries")
+    i = zs.add_parser("info", help="describe an entry (and print its card)")
+    i.add_argument("name")
+    i.add_argument("--json", action="store_true", help="print JSON only")
+    v = zs.add_parser("verify", help="check hashes, reloading and reference outputs")
+    v.add_argument("name", nargs="?", default=None, help="entry (default: all with weights)")
+    v.add_argument("--eval", action="store_true",
+                   help="also recompute the headline metric from the data")
+    b = zs.add_parser("build", help="retrain an entry from its recipe and write it")
+    b.add_argument("name")
+    b.add_argument("--train", action="store_true",
+                   help="train even entries published without weights (e.g. CIFAR-10)")
+    b.add_argument("--root", default=None, help="zoo directory to write (default: the zoo)")
+    return z
+
+
+def run(args):
+    """Run a parsed ``zoo`` command; returns the exit code."""
+    from . import registry
+
+    try:
+        return _run(args, registry)
+    except registry.ZooError as e:
+        print(f"ldm-keras zoo: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args, registry):
+    cmd = args.zoo_command
+    if cmd == "list":
+        index = registry.read_index()
+        width = max(len(n) for n in index["entries"])
+        for name, entry in sorted(index["entries"].items()):
+            size = sum(f["size"] for f in entry["files"].values())
+            weights = "" if entry.get("weights", True) else "  [recipe only, no weights]"
+            print(f"{name:<{width}}  v{entry['version']:<6} {size / 1024:8.1f} KiB  "
+                  f"{entry['summary']}{weights}")
+        return 0
+    if cmd == "info":
+        info = registry.info(args.name)
+        if args.json:
+            print(json.dumps(info, indent=2, default=str))
+            return 0
+        with open(info["card"]) as f:
+            print(f.read())
+        print(json.dumps({k: info[k] for k in ("version", "kind", "has_weights", "files")},
+                         indent=2))
+        return 0
+    if cmd == "verify":
+        names = [args.name] if args.name else [
+            n for n in registry.list() if registry.info(n)["has_weights"]]
+        ok = True
+        for name in names:
+            report = registry.verify(name, eval=args.eval)
+            ok = ok and report["ok"]
+            ref = report["reference"]
+            line = (f"{name}: {'OK' if report['ok'] else 'FAILED'} on {report['backend']} — "
+                    f"{report['files']} files, SHA-256 ok; reference max |Δ| "
+                    f"{ref['max_abs_diff']:.2e} (≤ {ref['atol']:g})")
+            if "eval" in report:
+                e = report["eval"]
+                line += (f"; {e['metric']} recomputed {e['recomputed']:.4f} vs card "
+                         f"{e['stored']:.4f} (|Δ| {e['abs_diff']:.4f} ≤ {e['tolerance']})")
+            print(line)
+            print(json.dumps({k: v for k, v in report.items()}, default=str))
+        return 0 if ok else 1
+    if cmd == "build":
+        from . import builders
+
+        record = builders.build(args.name, root=args.root, train=args.train or None,
+                                verbose=2)
+        print(json.dumps({"built": args.name, **record}, indent=2))
+        return 0
+    return 2

@@ -1,0 +1,259 @@
+"""The model zoo: integrity, cross-backend loading, verification, CLI and packaging.
+
+The cross-backend check: every entry stores fixed inputs and the encoder's outputs on
+them, computed on the backend that built it (JAX); here they are recomputed from the
+loaded weights on the active backend and must agree to 1e-5. The SHA-256 reference is
+``hashlib`` over the file bytes, computed independently of ``ldm_keras.zoo.sha256``.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from ldm_keras import cli, zoo
+from ldm_keras.zoo import builders, registry
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "zoo"
+INDEX = json.loads((ZOO / "index.json").read_text())
+ENTRIES = sorted(INDEX["entries"])
+WITH_WEIGHTS = [n for n in ENTRIES if INDEX["entries"][n].get("weights", True)]
+DIGITS = [n for n in WITH_WEIGHTS if n.startswith("digits-")]
+SEQUENCES = [n for n in WITH_WEIGHTS if n.startswith("dotmotion-")]
+
+
+@pytest.fixture(autouse=True)
+def _packaged_zoo(monkeypatch, tmp_path):
+    monkeypatch.delenv("LDM_KERAS_ZOO", raising=False)
+    monkeypatch.setenv("LDM_KERAS_CACHE", str(tmp_path / "cache"))
+
+
+def _copy_zoo(tmp_path, monkeypatch, names):
+    """A private zoo in tmp_path with ``names`` copied from the packaged one."""
+    root = tmp_path / "zoo"
+    root.mkdir()
+    for name in names:
+        shutil.copytree(ZOO / name, root / name)
+    index = {"format": INDEX["format"], "entries": {n: INDEX["entries"][n] for n in names}}
+    (root / "index.json").write_text(json.dumps(index))
+    monkeypatch.setenv("LDM_KERAS_ZOO", str(root))
+    return root, index
+
+
+def test_the_zoo_is_complete_and_small():
+    # every entry the builders know is published; at least seven carry weights
+    assert set(ENTRIES) == set(builders.ENTRIES)
+    assert len(WITH_WEIGHTS) >= 7
+    assert zoo.list() == ENTRIES
+    # the packaged path resolves to the top-level zoo/ of the checkout
+    assert zoo.zoo_dir().resolve() == ZOO.resolve()
+    total = sum(p.stat().st_size for p in ZOO.rglob("*") if p.is_file())
+    assert total <= 20 * 1024 * 1024, f"zoo/ is {total / 2**20:.1f} MB (limit 20 MB)"
+    # no temporary folders left behind by an interrupted build
+    assert not [p.name for p in ZOO.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_index_sizes_and_sha256(name):
+    files = INDEX["entries"][name]["files"]
+    on_disk = {p.name for p in (ZOO / name).iterdir() if p.is_file()}
+    assert on_disk == set(files)
+    for fname, meta in files.items():
+        data = (ZOO / name / fname).read_bytes()
+        assert len(data) == meta["size"]
+        assert hashlib.sha256(data).hexdigest() == meta["sha256"]
+    card = (ZOO / name / "README.md").read_text()
+    for needed in ("## Data", "## Metrics", "## Intended use", "## Limitations",
+                   "Mikulasch", "Zenke", "ICML", "2026"):
+        assert needed in card, f"{name} card lacks {needed!r}"
+
+
+@pytest.mark.parametrize("name", WITH_WEIGHTS)
+def test_loaded_encoder_reproduces_reference_outputs(name):
+    encoder = zoo.load(name)
+    assert isinstance(encoder, keras.Model) and not encoder.trainable
+    with h5py.File(ZOO / name / "reference.h5", "r") as f:
+        x = np.asarray(f["inputs"])
+        expected = np.asarray(f["outputs"]["encoder"])
+    z = keras.ops.convert_to_numpy(encoder(x, training=False))
+    assert z.shape == expected.shape
+    np.testing.assert_allclose(z, expected, rtol=0, atol=1e-5)
+    assert zoo.load(name, trainable=True).trainable
+
+
+@pytest.mark.parametrize("name", WITH_WEIGHTS)
+def test_components_load_under_safe_mode(name):
+    config = json.loads((ZOO / name / "config.json").read_text())
+    assert config["built_with"]["backend"] == "jax"
+    for part in config["components"].values():
+        obj = keras.saving.deserialize_keras_object(part["config"], safe_mode=True)
+        assert isinstance(obj, keras.layers.Layer)
+    assert not list((ZOO / name).glob("*.pkl")) and not list((ZOO / name).glob("*.npz"))
+
+
+@pytest.mark.parametrize("name", SEQUENCES)
+def test_full_predictive_model_reproduces_predictions(name):
+    model = zoo.load_model(name)
+    with h5py.File(ZOO / name / "reference.h5", "r") as f:
+        seq = np.asarray(f["sequences"])
+        expected = np.asarray(f["outputs"]["prediction"])
+    out = model(seq, training=False)
+    pred = keras.ops.convert_to_numpy(out["prediction"])
+    np.testing.assert_allclose(pred, expected, rtol=0, atol=1e-4)
+    if "prediction_cov" in out:  # Kalman entries return S_t after loading
+        cov = keras.ops.convert_to_numpy(out["prediction_cov"])
+        assert cov.shape == seq.shape[:2] + (pred.shape[-1],) * 2
+
+
+@pytest.mark.parametrize("name", DIGITS)
+def test_verify_eval_reproduces_the_card(name):
+    report = zoo.verify(name, eval=True)
+    assert report["ok"], report
+    stored = json.loads((ZOO / name / "metrics.json").read_text())
+    headline = stored["headline"]
+    assert abs(report["eval"]["recomputed"] - stored[headline]) <= 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SEQUENCES)
+def test_verify_eval_sequences(name):
+    report = zoo.verify(name, eval=True)
+    assert report["ok"], report
+
+
+def test_digits_model_and_head():
+    model = zoo.load_model("digits-categorical")
+    with h5py.File(ZOO / "digits-categorical" / "reference.h5", "r") as f:
+        x = np.asarray(f["inputs"])
+    q = keras.ops.convert_to_numpy(model.projector(model.encoder(x, training=False),
+                                                   training=False))
+    head = zoo.load_component("digits-categorical", "head")
+    q2 = keras.ops.convert_to_numpy(head(zoo.load("digits-categorical")(x)))
+    np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(q, q2, atol=1e-6)
+
+
+def test_tampered_weights_are_refused_before_reading(tmp_path, monkeypatch):
+    name = DIGITS[0]
+    root, _ = _copy_zoo(tmp_path, monkeypatch, [name])
+    path = root / name / "encoder.weights.h5"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one byte changed, same size
+    path.write_bytes(bytes(data))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("weights were read before the integrity check")
+
+    monkeypatch.setattr(registry, "_deserialize", no_reading)
+    monkeypatch.setattr(h5py, "File", no_reading)
+    for call in (zoo.load, zoo.load_model, zoo.verify):
+        with pytest.raises(zoo.ZooIntegrityError, match="encoder.weights.h5.*SHA-256"):
+            call(name)
+    # a truncated file fails on its size
+    path.write_bytes(bytes(data[:-10]))
+    with pytest.raises(zoo.ZooIntegrityError, match="bytes, the index says"):
+        zoo.load(name)
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(zoo.ZooError, match=r"Did you mean \['digits-simclr'"):
+        zoo.load("digits-simclrr")
+    with pytest.raises(ValueError, match="Known entries"):
+        zoo.info("no-such-model")
+
+
+def test_missing_file_is_named(tmp_path, monkeypatch):
+    name = DIGITS[0]
+    root, _ = _copy_zoo(tmp_path, monkeypatch, [name])
+    (root / name / "reference.h5").unlink()
+    with pytest.raises(zoo.ZooError, match="missing the file 'reference.h5'"):
+        zoo.load(name)
+
+
+def test_bad_zoo_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDM_KERAS_ZOO", str(tmp_path))
+    with pytest.raises(zoo.ZooError, match="has no index.json"):
+        zoo.list()
+
+
+def test_file_url_is_fetched_and_checked(tmp_path, monkeypatch):
+    name = DIGITS[0]
+    root, index = _copy_zoo(tmp_path, monkeypatch, [name])
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    shutil.move(root / name / "encoder.weights.h5", remote / "encoder.weights.h5")
+    index["entries"][name]["files"]["encoder.weights.h5"]["url"] = \
+        (remote / "encoder.weights.h5").as_uri()
+    (root / "index.json").write_text(json.dumps(index))
+    files = zoo.entry_files(name)
+    fetched = files["encoder.weights.h5"]
+    assert Path(fetched).is_relative_to(tmp_path / "cache")
+    assert registry.check_reference(name)["ok"]
+    # a corrupted remote file is refused (new cache, so it is fetched again)
+    monkeypatch.setenv("LDM_KERAS_CACHE", str(tmp_path / "cache2"))
+    data = bytearray((remote / "encoder.weights.h5").read_bytes())
+    data[100] ^= 0xFF
+    (remote / "encoder.weights.h5").write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooIntegrityError):
+        zoo.load(name)
+
+
+def test_recipe_only_entry_has_no_weights():
+    name = "cifar10-resnet18-simclr"
+    assert name in zoo.list()
+    info = zoo.info(name)
+    assert info["has_weights"] is False and info["config"]["recipe"] == "simclr"
+    assert not [f for f in info["files"] if f.endswith(".h5")]
+    for call in (zoo.load, zoo.load_model, zoo.verify):
+        with pytest.raises(zoo.ZooError, match="without published weights.*zoo build"):
+            call(name)
+
+
+def test_build_is_atomic(tmp_path, monkeypatch):
+    root = tmp_path / "zoo"
+    name = "cifar10-resnet18-simclr"  # no training: config and card only
+    builders.build(name, root=root)
+    first = json.loads((root / "index.json").read_text())
+    assert list(first["entries"]) == [name]
+    assert (root / name / "README.md").is_file()
+    before = (root / name / "config.json").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(builders.cards, "render", broken)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        builders.build(name, root=root)
+    # the old entry and index are untouched, no temporary folder is left
+    assert (root / name / "config.json").read_bytes() == before
+    assert json.loads((root / "index.json").read_text()) == first
+    assert sorted(p.name for p in root.iterdir()) == ["index.json", name]
+
+
+def test_cli_list_info_verify(capsys):
+    assert cli.main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ENTRIES:
+        assert name in out
+    assert "recipe only" in out
+    assert cli.main(["zoo", "info", "digits-simclr"]) == 0
+    assert "## How to cite" in capsys.readouterr().out
+    assert cli.main(["zoo", "verify", "digits-simclr"]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert cli.main(["zoo", "verify", "digits-simclrr"]) == 1
+    assert "Did you mean" in capsys.readouterr().err
+    assert cli.main(["zoo", "verify", "cifar10-resnet18-simclr"]) == 1
+    assert "without published weights" in capsys.readouterr().err
+
+
+def test_pyproject_ships_the_zoo():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"_zoo_data/*/*.h5"' in text
+    link = ROOT / "ldm_keras" / "_zoo_data"
+    assert link.is_dir() and link.resolve() == ZOO.resolve()
