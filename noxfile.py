@@ -59,6 +59,13 @@ def tutorials(session, backend):
 
 @nox.session
 def bench(session):
-    """Speed and memory benchmarks; writes benchmarks/results.{json,md}."""
+    """Speed and memory benchmarks (ratios against baselines measured in the same run).
+
+    Writes benchmarks/results/bench.{json,md}. ``run.py`` starts one worker process per
+    backend (and per mode: time, peak memory), so this session needs no backend set.
+    Pass options after ``--``: ``nox -s bench -- --quick``, ``-- --grid core``,
+    ``-- --only entropy/gaussian_kde --backends jax``.
+    """
     _install(session)
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    session.run("python", "benchmarks/run.py", *session.posargs,
+                env={"TF_CPP_MIN_LOG_LEVEL": "2"})

@@ -1,0 +1,166 @@
+"""Kalman filter, forward + backward: our ``KalmanFilter`` against an eager PyTorch loop.
+
+Ours: ``KalmanFilter(KalmanCell(state_dim=S, observation_dim=S))`` (a ``keras.layers.RNN``
+over the cell; ``return_covariances=False``, ``check_finite=False``), loss
+``Σ_t mean_b nll``, gradient w.r.t. the inputs and every trainable weight; compiled as
+``model.fit`` would (``jax.jit``; ``tf.function(jit_compile=True)``; eager on PyTorch).
+
+Baseline (the reference release's algorithm): a Python loop over time steps in eager
+PyTorch, the same model and loss (stop-gradient targets, Joseph-form update) but with
+``torch.inverse(S_t)`` for the gain and the quadratic form and ``torch.logdet``. It runs
+in the PyTorch worker (``OMP_NUM_THREADS=1``) and every backend's "ours" is compared with
+it (so the Kalman ratios compare across frameworks, on the same machine and run).
+"""
+
+import math
+
+import numpy as np
+
+from .measure import peak_memory, time_interleaved
+
+#: T = 1000 with S = 32 is left out (budget: the eager baseline takes tens of seconds).
+FULL = [(b, t, s) for b in (32, 128) for t in (100, 1000) for s in (2, 8, 32)
+        if not (t == 1000 and s == 32)]
+QUICK = [(4, 10, 2)]
+CORE = [(32, 100, 2), (128, 100, 8), (32, 1000, 2)]
+#: Our filter on the PyTorch backend is an eager Python loop of ~100 small ops per step
+#: (forward and backward); sequences longer than this are skipped there (budget).
+TORCH_OURS_MAX_T = 100
+
+
+def cases(grid):
+    sizes = {"quick": QUICK, "core": CORE, "full": FULL}[grid]
+    return [{"id": f"kalman/B{b}_T{t}_S{s}", "section": "kalman", "B": b, "T": t, "S": s}
+            for b, t, s in sizes]
+
+
+def inputs(case, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(case["T"])[None, :, None]
+    phase = rng.uniform(0, 2 * np.pi, (case["B"], 1, case["S"]))
+    z = np.sin(0.1 * t + phase) + 0.1 * rng.standard_normal((case["B"], case["T"], case["S"]))
+    return z.astype("float32")
+
+
+def params(s, seed=0):
+    """Initial weights shared by both implementations (A, b, log q, log r, log scale)."""
+    rng = np.random.default_rng(seed)
+    a = np.eye(s) + 0.1 * rng.standard_normal((s, s))
+    a = a / (1.1 * np.max(np.abs(np.linalg.eigvals(a))))
+    return {"transition": a.astype("float32"), "offset": np.zeros(s, "float32"),
+            "log_process_var": np.full(s, math.log(0.01), "float32"),
+            "log_observation_var": np.full(s, math.log(0.1), "float32"),
+            "log_noise_scale": np.zeros((), "float32")}
+
+
+def build_ours(s, seq_len):
+    from ldm_keras.predictors import KalmanCell, KalmanFilter
+
+    kf = KalmanFilter(KalmanCell(state_dim=s, observation_dim=s, seed=0),
+                      return_covariances=False, check_finite=False)
+    kf.build((None, seq_len, s))
+    p = params(s)
+    for v in kf.cell.weights:
+        key = v.path.split("/")[-1]
+        v.assign(p[key])
+    return kf
+
+
+def ours_runner(case, be):
+    import keras
+
+    kf = build_ours(case["S"], case["T"])
+    z = be.tensor(inputs(case))
+    if be.name == "jax":
+        jax = be.jax
+        tv = [v.value for v in kf.trainable_variables]
+        ntv = [v.value for v in kf.non_trainable_variables]
+
+        def loss(tv_, z_):
+            out, _ = kf.stateless_call(tv_, ntv, z_)
+            return keras.ops.sum(keras.ops.mean(out["nll"], axis=0))
+
+        g = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+        return lambda: be.block(g(tv, z))
+    if be.name == "tensorflow":
+        tf = be.tf
+
+        @tf.function(jit_compile=True)
+        def g(z_):
+            with tf.GradientTape() as tape:
+                tape.watch(z_)
+                h = tf.reduce_sum(tf.reduce_mean(kf(z_)["nll"], axis=0))
+            return h, tape.gradient(h, [z_] + kf.trainable_variables)
+
+        return lambda: be.block(g(z))
+    torch = be.torch
+    variables = [v.value for v in kf.trainable_variables]
+
+    def g():
+        z_ = z.detach().requires_grad_(True)
+        h = torch.sum(torch.mean(kf(z_)["nll"], dim=0))
+        return h.detach(), torch.autograd.grad(h, [z_] + variables)
+
+    return g
+
+
+def reference_loss(z, p, torch):
+    """The eager reference filter (``torch.inverse``); returns ``Σ_t mean_b nll_t``."""
+    bsz, steps, s = z.shape
+    a, b = p["transition"], p["offset"]
+    scale = torch.exp(p["log_noise_scale"])
+    q = torch.diag(torch.exp(p["log_process_var"]) * scale)
+    r = torch.diag(torch.exp(p["log_observation_var"]) * scale)
+    eye = torch.eye(s)
+    h = torch.zeros(bsz, s)
+    cov = eye.expand(bsz, s, s)
+    total = 0.0
+    for t in range(steps):
+        h_prior = (h - b) @ a.T + b
+        p_prior = a @ cov @ a.T + q
+        p_prior = 0.5 * (p_prior + p_prior.transpose(1, 2))
+        s_mat = p_prior + r + 1e-6 * eye          # D = I
+        s_inv = torch.inverse(s_mat)
+        gain = p_prior @ s_inv
+        e = z[:, t] - h_prior
+        h = h_prior + (gain @ e.unsqueeze(-1)).squeeze(-1)
+        ikd = eye - gain
+        cov = ikd @ p_prior @ ikd.transpose(1, 2) + gain @ r @ gain.transpose(1, 2)
+        cov = 0.5 * (cov + cov.transpose(1, 2))
+        e_loss = (z[:, t].detach() - h_prior).unsqueeze(-1)
+        quad = (e_loss.transpose(1, 2) @ s_inv @ e_loss)[:, 0, 0]
+        nll = 0.5 * quad + 0.5 * torch.logdet(s_mat)
+        total = total + nll.mean()
+    return total
+
+
+def baseline_runner(case, be):
+    torch = be.torch
+    z = torch.from_numpy(inputs(case))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params(case["S"]).items()}
+
+    def g():
+        z_ = z.detach().requires_grad_(True)
+        h = reference_loss(z_, p, torch)
+        return h.detach(), torch.autograd.grad(h, [z_] + list(p.values()))
+
+    return g
+
+
+def run(case, be, mode, repeats, budget):
+    out, runners = {}, {}
+    impls = {"ours": ours_runner}
+    if be.name == "torch":
+        impls["baseline"] = baseline_runner
+    for name, make in impls.items():
+        if be.name == "torch" and name == "ours" and case["T"] > TORCH_OURS_MAX_T:
+            out[name] = {"skipped": f"budget: T > {TORCH_OURS_MAX_T} on PyTorch (eager)"}
+            continue
+        runners[name] = make(case, be)
+    if mode == "memory":
+        for name, runner in runners.items():
+            out[name] = {"peak_bytes": peak_memory(runner)}
+    else:
+        for name, summary in time_interleaved(runners, repeats, budget=budget).items():
+            out[name] = {"time": summary}
+    return out
