@@ -78,7 +78,7 @@ ENTRIES = {
     "dotmotion-circular-recurrent": dict(
         kind="recurrent", preset="circular", seed=0, version="1.0.0", headline="r2",
         latent_dim=2, units=32, sequences=800, length=20, epochs=10, batch_size=16,
-        learning_rate=1e-3, width=128, knn_k=3,
+        learning_rate=1e-4, width=128, knn_k=3,
         summary="Predictive LDM on circular DotMotion with a GRU predictor (Gaussian "
                 "heads) and the explicit Kozachenko–Leonenko k-NN entropy."),
     "cifar10-resnet18-simclr": dict(
@@ -401,3 +401,24 @@ def _check_written(folder, name, record):
                                     f"outputs: {result}.")
     finally:
         shutil.rmtree(check, ignore_errors=True)
+
+
+def rewrite_card(name, root=None):
+    """Re-render an entry's ``README.md`` from its stored config and metrics (no
+    retraining) and update its size and SHA-256 in the index atomically."""
+    spec = _spec(name)
+    root = Path(root) if root is not None else _default_root()
+    folder = root / name
+    config = registry._read_json(folder / "config.json")
+    metrics = registry._read_json(folder / "metrics.json")
+    record = registry.read_index(root)["entries"][name]
+    text = cards.render(name, spec, config, metrics, record.get("weights", True),
+                        how_to_build(name))
+    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, folder / "README.md")
+    record["files"]["README.md"] = _file_table(folder)["README.md"]
+    write_index_entry(root, name, record)
+    return record

@@ -40,14 +40,16 @@ REFERENCE_ATOL = 1e-5
 #: Largest allowed difference between a recomputed headline metric and the card's.
 EVAL_TOLERANCE = 0.01
 CITATION = (
-    "Mikulasch, F. A. & Zenke, F. Latent Distribution Matching. In Proceedings of the "
-    "International Conference on Machine Learning (ICML), 2026."
+    "Mikulasch, F. A. & Zenke, F. Understanding Self-Supervised Learning via Latent "
+    "Distribution Matching. In Proceedings of the International Conference on Machine "
+    "Learning (ICML), 2026. arXiv:2605.03517."
 )
 BIBTEX = """@inproceedings{mikulasch2026ldm,
-  title     = {Latent Distribution Matching},
+  title     = {Understanding Self-Supervised Learning via Latent Distribution Matching},
   author    = {Mikulasch, Fabian A. and Zenke, Friedemann},
   booktitle = {Proceedings of the International Conference on Machine Learning (ICML)},
-  year      = {2026}
+  year      = {2026},
+  note      = {arXiv:2605.03517}
 }"""
 
 
