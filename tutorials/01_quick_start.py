@@ -26,8 +26,9 @@
 # float array in [0, 1].
 #
 # **Numbers (full mode, JAX, 2-core CPU, seed 0).** 60 epochs: linear probe with 10
-# labels per class **0.947**, with all labels **0.991**, against 0.895 / 0.970 for
-# logistic regression on the raw pixels. Run it to print them (lines starting with
+# labels per class **0.947 ± 0.007**, with all labels **0.991**, k-NN 0.969, against
+# 0.885 / 0.972 for the same logistic regression on the raw pixels. The encoder file
+# reloads on TensorFlow with embeddings equal to ~5·10⁻⁶. Training took 30–60 s of CPU. Run it to print them (lines starting with
 # `RESULT`). With `LDM_KERAS_FAST=1` the same code runs in a few seconds on a subset,
 # for testing; its numbers are then meaningless.
 
