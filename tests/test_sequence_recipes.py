@@ -1,0 +1,172 @@
+"""Sequence recipes (cpc, jepa, kalman-ssl, kalman-ssl-knn, recurrent-ldm) on every backend."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND
+from helpers import to_numpy
+
+import ldm_keras as ldm
+from ldm_keras import training
+from ldm_keras.data import dot_motion
+from ldm_keras.models import CPCLDM, JEPALDM, infonce_over_time
+from ldm_keras.models.encoders import mlp
+
+SEQUENCE_RECIPES = ["cpc", "jepa", "kalman-ssl", "kalman-ssl-knn", "recurrent-ldm"]
+#: Small networks for the few-step trainings (torch runs the RNN loops eagerly).
+SMALL = {"cpc": dict(context_units=8, prediction_steps=2),
+         "jepa": dict(units=8, hidden_units=(8,)),
+         "kalman-ssl": {}, "kalman-ssl-knn": {},
+         "recurrent-ldm": dict(units=8, hidden_units=())}
+
+
+def _frames(n=16, t=10):
+    return dot_motion.generate("circular", num_sequences=n, length=t, seed=3).frames
+
+
+def _logsumexp(a, axis):
+    m = a.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _infonce_reference(p, z, precision, score):
+    """Plain NumPy InfoNCE over time: at each step, sequence b's prediction vs all targets."""
+    p, z = p.astype("float64"), z.astype("float64")
+    if score == "vmf":
+        p = p / np.linalg.norm(p, axis=-1, keepdims=True)
+        z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    else:
+        precision = 1.0
+    losses, pos, lse = [], [], []
+    for t in range(p.shape[1]):
+        s = precision * p[:, t] @ z[:, t].T                  # (B, B)
+        pos.append(np.diag(s))
+        lse.append(_logsumexp(s, axis=1))
+        losses.append(-np.diag(s) + lse[-1])                  # cross-entropy, positive = b
+    return float(np.mean(losses)), float(np.mean(pos)), float(-np.mean(lse))
+
+
+@pytest.mark.parametrize("score", ["vmf", "bilinear"])
+def test_infonce_over_time_matches_numpy(rng, score):
+    p = rng.normal(size=(6, 4, 5)).astype("float32")
+    z = rng.normal(size=(6, 4, 5)).astype("float32")
+    loss, align, ent = _infonce_reference(p, z, 7.0, score)
+    terms = infonce_over_time(p, z, precision=7.0, score=score)
+    a, h = float(to_numpy(terms["alignment"])), float(to_numpy(terms["entropy"]))
+    np.testing.assert_allclose(a, align, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h, ent, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(-(a + h), loss, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("score", ["vmf", "bilinear"])
+def test_cpc_model_loss_is_infonce_over_time_on_its_latents(score):
+    x = _frames(6, 7)
+    model = CPCLDM(mlp(100, [8], 3, batch_norm=False), context_units=5, prediction_steps=2,
+                   score=score, precision=4.0)
+    out = model(x)
+    z, c = to_numpy(out["latents"]), to_numpy(out["context"])
+    ref = []
+    for k, head in enumerate(model.heads, start=1):
+        w = to_numpy(head.kernel)
+        ref.append(_infonce_reference(c[:, :-k] @ w, z[:, k:], 4.0, score)[0])
+    logs = model.compute_ldm_loss(x)
+    np.testing.assert_allclose(float(to_numpy(logs["loss"])), np.mean(ref), rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="at least 3 time steps"):
+        model.compute_ldm_loss(x[:, :2])
+
+
+@pytest.mark.parametrize("name", SEQUENCE_RECIPES)
+def test_recipe_trains_with_decreasing_loss(name):
+    t = 8 if BACKEND == "torch" else 10
+    frames = _frames(16, t)
+    keras.utils.set_random_seed(0)
+    dim = 2 if name.startswith("kalman") else 4
+    model = ldm.recipes.build(name, mlp(100, [16], dim, batch_norm=False), **SMALL[name])
+    model.compile(optimizer=ldm.recipes.default_optimizer(name, 3e-3))
+    epochs = 6 if BACKEND == "torch" else 8
+    loss = np.array(model.fit(frames, epochs=epochs, batch_size=8, shuffle=False,
+                              verbose=0).history["loss"])
+    assert np.all(np.isfinite(loss)), loss
+    assert loss[-2:].mean() < loss[:2].mean(), f"{name}: loss did not decrease: {loss}"
+
+
+def test_recipe_api_lists_describes_and_checks_sequence_recipes():
+    for name in SEQUENCE_RECIPES:
+        assert name in ldm.recipes.list()
+        assert ldm.recipes.get(name).kind == "sequence"
+        assert name in ldm.recipes.describe(name)
+        assert ldm.recipes.callbacks(name, epochs=3) == []
+    assert ldm.recipes.get("simclr").kind == "multiview"
+    enc = mlp(100, [8], 2, batch_norm=False)
+    assert isinstance(ldm.recipes.build("cpc", enc), CPCLDM)
+    assert isinstance(ldm.recipes.build("jepa", enc), JEPALDM)
+    kal = ldm.recipes.build("kalman-ssl-knn", enc)
+    assert isinstance(kal.entropy, ldm.entropy.KNNEntropy)
+    assert not kal.predictor.cell.stop_gradient_targets
+    assert ldm.recipes.build("kalman-ssl", enc).entropy is None
+    for kind, cls in (("kde", ldm.entropy.GaussianKDE), ("logdet", ldm.entropy.GaussianLogDet)):
+        assert isinstance(ldm.recipes.build("recurrent-ldm", enc, entropy=kind).entropy, cls)
+    opt = ldm.recipes.default_optimizer("kalman-ssl", decay_steps=100)
+    assert isinstance(opt.learning_rate, keras.optimizers.schedules.CosineDecay) or \
+        abs(float(to_numpy(opt.learning_rate)) - 1e-4) < 1e-9
+    np.testing.assert_allclose(float(to_numpy(ldm.recipes.default_optimizer(
+        "kalman-ssl").learning_rate)), 1e-4, rtol=1e-6)
+    with pytest.raises(ValueError, match="entropy"):
+        ldm.recipes.build("recurrent-ldm", enc, entropy="vicreg")
+    with pytest.raises(ValueError, match="no setting"):
+        ldm.recipes.build("cpc", enc, views_per_sample=3)
+    with pytest.raises(ValueError, match="takes no `views`"):
+        ldm.recipes.build("jepa", enc, views=lambda x: x)
+
+
+def test_jepa_ema_target_follows_the_online_encoder():
+    frames = _frames(8, 6)
+    model = JEPALDM(mlp(100, [8], 3, batch_norm=False),
+                    predictor=ldm.predictors.RecurrentPredictor(4, variance="constant"),
+                    ema_momentum=0.9)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.build(frames.shape)
+    before = [to_numpy(w) for w in model.encoder.weights]
+    np.testing.assert_allclose(to_numpy(model.target_encoder.weights[0]), before[0])
+    model.fit(frames, epochs=1, batch_size=8, verbose=0)
+    after = [to_numpy(w) for w in model.encoder.weights]
+    assert not np.allclose(after[0], before[0])
+    for t, b, a in zip(model.target_encoder.weights, before, after):
+        np.testing.assert_allclose(to_numpy(t), 0.9 * b + 0.1 * a, rtol=1e-5, atol=1e-6)
+    assert not model.target_encoder.trainable_weights
+
+
+def test_sequence_models_save_and_reload(tmp_path):
+    frames = _frames(4, 6)
+    for model in (CPCLDM(mlp(100, [8], 3, batch_norm=False), context_units=4),
+                  JEPALDM(mlp(100, [8], 3, batch_norm=False),
+                          predictor=ldm.predictors.RecurrentPredictor(4, variance="constant"))):
+        out = model(frames)
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        again = keras.saving.load_model(path, safe_mode=True, compile=False)
+        for key, value in again(frames).items():
+            np.testing.assert_allclose(to_numpy(value), to_numpy(out[key]), atol=1e-5)
+
+
+def test_bad_sequence_datasets_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        training.load_sequence_dataset(str(tmp_path / "missing.h5") + ":frames")
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = np.zeros((40, 5), "float32")
+        f["short"] = np.zeros((6, 5), "float32")
+    with pytest.raises(ValueError, match="No dataset or group 'nope'.*frames"):
+        training.load_sequence_dataset(f"{path}:nope")
+    with pytest.raises(ValueError, match="fewer than the window length 10"):
+        training.load_sequence_dataset(f"{path}:short", window=10)
+    with pytest.raises(ValueError, match="dotmotion-circular"):
+        training.load_sequence_dataset("dotmotion-spiral")
+    with pytest.raises(ValueError, match="multiview recipe"):
+        training.train_sequence("simclr", "dotmotion-circular")
+    with pytest.raises(ValueError, match="frames do not match the encoder"):
+        model = ldm.recipes.build("cpc", mlp(100, [8], 2, batch_norm=False))
+        model.compile(optimizer="adam")
+        model.fit(np.zeros((4, 6, 64), "float32"), epochs=1, verbose=0)
