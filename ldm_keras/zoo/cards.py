@@ -105,7 +105,8 @@ def render(name, spec, config, metrics, trained, how):
     if trained:
         lines.append(f"Trained on the **{built.get('backend')}** backend (Keras "
                      f"{built.get('keras')}, CPU, {built.get('platform')}), "
-                     f"{built.get('train_seconds')} s of training.")
+                     f"{built.get('train_seconds')} s of training (wall clock on a shared 2-core "
+                     "machine).")
         lines += ["", "Rebuild (deterministic on the same backend and machine type):", "",
                   f"    {how}"]
     else:
