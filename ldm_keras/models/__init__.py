@@ -2,6 +2,7 @@
 
 from .base import LDMModel
 from .diagnostics import GradientCosineMonitor, gradient_cosines
+from .ica import LinearICA, expm
 from .multiview import MultiViewLDM
 from .optimizers import GroupedOptimizer, ScaledSchedule
 from .predictive import PredictiveLDM
@@ -11,6 +12,8 @@ __all__ = [
     "LDMModel",
     "MultiViewLDM",
     "PredictiveLDM",
+    "LinearICA",
+    "expm",
     "CPCLDM",
     "JEPALDM",
     "infonce_over_time",
