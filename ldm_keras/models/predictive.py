@@ -160,7 +160,8 @@ class PredictiveLDM(LDMModel):
         if self.noise_encoder is not None:
             self.noise_encoder(frame)
             width = 2 * dim
-        self.predictor.build((None, shape[1], width))
+        if not self.predictor.built:  # a deserialised predictor arrives built
+            self.predictor.build((None, shape[1], width))
         if self.entropy is not None and not self.entropy.built:
             self.entropy.build((None, dim))
         self.built = True
