@@ -26,7 +26,9 @@ NOTES = {
     "dotmotion-circular-noisy-kalman": (
         "Latents of noisy 10×10 DotMotion frames with calibrated predictive uncertainty: "
         "`load_model(name)` returns the PredictiveLDM whose Kalman filter gives the "
-        "prediction, its covariance S_t and the filtered state.",
+        "prediction, its covariance S_t and the filtered state. The same settings measured "
+        "95 % predictive-interval coverage 0.960 (per coordinate) / 0.948 (ellipsoid) in "
+        "benchmarks/results/dotmotion_kalman.md (run circular-noisy_heteroscedastic_e20).",
         "The data carry 135° jumps that the linear-Gaussian model cannot represent, so the "
         "learned rotation per step is larger than the true 0.314 rad (it compromises with "
         "the jumps), and the R² is limited by the 0.2 pixel noise of each frame."),
