@@ -141,9 +141,13 @@ r2 = ldm.evaluation.affine_r2(z_read, train.positions[:n_read], out["latents"],
 cov = ldm.evaluation.interval_coverage(out["latents"], out["prediction"],
                                        out["prediction_cov"], level=0.95)
 rotation = abs(model.predictor.rotation_per_step()[0])
+radius = float(np.max(np.abs(np.linalg.eigvals(
+    keras.ops.convert_to_numpy(model.predictor.transition_matrix)))))
 print(f"RESULT position_r2 = {r2:.3f}")
 print(f"RESULT coverage95 = {cov['marginal_mean']:.3f}")
-print(f"RESULT rotation_per_step = {rotation:.4f} (true {dot_motion.rotation_per_step(0.1, 2):.4f})")
+print(f"RESULT rotation_per_step = {rotation:.4f} "
+      f"(true {dot_motion.rotation_per_step(0.1, 2):.4f}, without the jumps)")
+print(f"RESULT spectral_radius = {radius:.3f}")
 
 # %%
 seq = 0
@@ -190,6 +194,13 @@ fig.savefig(os.path.join(OUT, "03_latents_and_predictions.png"), dpi=110)
 # `h ← A(h − b) + b`, `P ← A P Aᵀ + Σ_A` with no further observations. The innovation
 # network gets the innovations observed up to `t₀` as its history, and zeros after (the
 # expected innovation of an unobserved step).
+#
+# What to expect: the learned `A` is a rotation by about the true angle, slightly
+# *contracting* (spectral radius below 1, printed above), because with noisy frames and
+# unpredictable jumps a filter that forgets is a better one-step predictor. So the
+# open-loop mean keeps the phase for the first few steps and then spirals into the
+# centre, while the band widens to the stationary spread of the orbit — honest
+# uncertainty rather than a confident wrong phase.
 
 # %%
 t_start = LENGTH // 2
@@ -242,7 +253,14 @@ fig.savefig(os.path.join(OUT, "03_rollout.png"), dpi=110)
 # cannot predict. The innovation at that frame is large, so the per-step negative
 # log-likelihood spikes; the innovation network then raises the process noise, which
 # shows as a larger predictive variance `tr S_t` on the next frames while the filter
-# re-locks. Scoring the NLL of every test frame as a jump detector gives an ROC AUC.
+# re-locks. Scoring the NLL of every test frame as a jump detector gives an ROC AUC, and
+# we compare `tr S_t` on the frame after a jump with all other frames.
+#
+# Measured (full mode): the NLL separates jump frames from the rest almost perfectly,
+# while the network raised the predictive variance after a jump only modestly (the ratio
+# printed below, ≈ 1.1): most of the re-locking comes from the ordinary Kalman update,
+# whose gain is already large because the observation noise is small compared with the
+# process noise it learned.
 
 # %%
 nll = out["nll"]  # (N, T)
@@ -280,6 +298,22 @@ plt.close("all")
 # ## Summary
 #
 # One `model.fit` learns a 2-d latent that is an affine image of the dot's position, a
-# rotation per step close to the true 2π·0.1/2 = 0.314 rad, and calibrated one-step
-# uncertainty; the same filter rolls out open-loop and flags jumps. For the clean
-# `circular` preset see `benchmarks/dotmotion_kalman.py` (R² 0.996 in 20 epochs).
+# rotation per step near the true 2π·0.1/2 = 0.314 rad, and calibrated one-step
+# uncertainty; the same filter rolls out open-loop and flags jumps.
+#
+# Full mode on JAX (seed 0; 3 200 training videos, 20 epochs; about 70 s of CPU for the
+# whole notebook) printed:
+#
+# | quantity | value |
+# |---|---|
+# | position R² (affine read-out, 320 test videos) | 0.946 |
+# | 95 % predictive-interval coverage | 0.959 |
+# | rotation per step (true 0.3142 without jumps) | 0.3506 |
+# | spectral radius of `A` | 0.914 |
+# | rollout RMSE over 10 steps (world units, radius-1 orbit) | 0.499 |
+# | jump detection by the NLL, ROC AUC | 1.000 |
+# | `tr S_t` after a jump / elsewhere | 1.10 |
+#
+# The jumps cost accuracy: on the clean `circular` preset the same model reaches
+# R² 0.996 and rotation 0.3150 in 20 epochs (`benchmarks/dotmotion_kalman.py`,
+# RESULTS.md).
