@@ -258,9 +258,8 @@ fig.savefig(os.path.join(OUT, "03_rollout.png"), dpi=110)
 #
 # Measured (full mode): the NLL separates jump frames from the rest almost perfectly,
 # while the network raised the predictive variance after a jump only modestly (the ratio
-# printed below, ≈ 1.1): most of the re-locking comes from the ordinary Kalman update,
-# whose gain is already large because the observation noise is small compared with the
-# process noise it learned.
+# printed below, ≈ 1.1); the filter still re-locks within a frame or two (figure of
+# section 1), through its ordinary update.
 
 # %%
 nll = out["nll"]  # (N, T)
