@@ -110,12 +110,6 @@ def how_to_build(name):
 
 
 # -- data and evaluation -----------------------------------------------------------------
-def _digits():
-    from ..training import load_image_dataset
-
-    return load_image_dataset("digits", seed=0)
-
-
 def _dotmotion_eval_data(preset):
     from ..data import dot_motion
 
@@ -170,8 +164,10 @@ def _train_multiview(name, spec, workdir, verbose):
         comps["head" if spec["recipe"] == "categorical" else "projector"] = model.projector
     if model.predictor is not None:
         comps["predictor"] = model.predictor
-    train, test = _digits() if spec["dataset"] == "digits" else (None, None)
-    ref = test[0][:16].astype("float32") if test is not None else None
+    from ..training import load_image_dataset
+
+    _, test = load_image_dataset(spec["dataset"], seed=0)
+    ref = np.asarray(test[0][:16], dtype="float32")  # fixed inputs: the first test images
     extra = {"recipe": spec["recipe"], "settings": settings,
              "views": DATASETS.get(spec["dataset"], {}).get("preset"),
              "training": {k: run[k] for k in ("epochs", "batch_size", "learning_rate")},
