@@ -83,14 +83,15 @@ def run_worker(backend, mode, sections, extra_env, args, tmp):
     t0 = time.time()
     status = "ok"
     try:
-        proc = subprocess.run(cmd, cwd=HERE, env=env, timeout=args.worker_timeout,
+        timeout = args.worker_timeout * (2 if "train" in sections else 1)
+        proc = subprocess.run(cmd, cwd=HERE, env=env, timeout=timeout,
                               capture_output=True, text=True)
         if proc.returncode:
             status = f"exit code {proc.returncode}: {proc.stderr[-1500:]}"
         if args.verbose:
             sys.stderr.write(proc.stdout)
     except subprocess.TimeoutExpired:
-        status = f"stopped after the worker timeout ({args.worker_timeout} s)"
+        status = f"stopped after the worker timeout ({timeout} s)"
     result = {}
     if os.path.exists(out):
         with open(out) as f:
@@ -118,9 +119,17 @@ def main(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory workers")
     p.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     p.add_argument("--worker-timeout", type=float, default=None,
-                   help="seconds per worker process (default 300 quick, 500 full)")
+                   help="seconds per worker process (default 300 quick, 500 full; doubled for training workers)")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="only re-render bench.md (with bench/ANALYSIS.md) from a bench.json")
     args = p.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            merged = json.load(f)
+        with open(os.path.join(os.path.dirname(args.render), "bench.md"), "w") as f:
+            f.write(report.markdown(merged, report.analysis_text()))
+        return 0
     if args.quick:
         args.grid = "quick"
     if args.worker_timeout is None:
@@ -148,7 +157,7 @@ def main(argv=None):
     with open(os.path.join(args.out_dir, "bench.json"), "w") as f:
         json.dump(merged, f, indent=1)
     with open(os.path.join(args.out_dir, "bench.md"), "w") as f:
-        f.write(report.markdown(merged))
+        f.write(report.markdown(merged, None if args.quick else report.analysis_text()))
     print(f"[run] wrote {args.out_dir}/bench.json and bench.md "
           f"({meta['wall_seconds']} s)", flush=True)
     return 0

@@ -1,8 +1,20 @@
 """Merge the workers' JSON into one result and render it as markdown (``bench.md``)."""
 
 import math
+import os
 
 from .measure import ratio
+
+ANALYSIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+
+
+def analysis_text():
+    """The hand-written analysis of the missed targets (``bench/ANALYSIS.md``), if any."""
+    if os.path.exists(ANALYSIS):
+        with open(ANALYSIS) as f:
+            return f.read()
+    return None
+
 
 METHOD = """\
 **Method.** Every figure is a ratio of two measurements taken in the same run on the same
@@ -197,7 +209,7 @@ def markdown(m, analysis=None):
         detail = f" ({t['detail']})" if t.get("detail") else ""
         lines.append(f"| {t['name']} | {_fmt(t['value'], t['unit'])}{detail} | {goal} | {met} |")
     if analysis:
-        lines += ["", "### Analysis of the missed targets", "", analysis.strip(), ""]
+        lines += ["", analysis.strip(), ""]
     lines += [
         "",
         "## 1. Entropy estimators (value + gradient w.r.t. the batch)",

@@ -63,7 +63,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         try:
             if section == "entropy":
-                out = cases_entropy.run(case, be, args.mode, repeats, budget)
+                out = cases_entropy.run(case, be, args.mode, repeats, budget, args.grid)
             elif section == "flops":
                 out = cases_entropy.run_flops(case, be, max(2, repeats - 2), budget)
             elif section == "kalman":
