@@ -34,8 +34,9 @@ def _infonce_reference(p, z, precision, score):
     """Plain NumPy InfoNCE over time: at each step, sequence b's prediction vs all targets."""
     p, z = p.astype("float64"), z.astype("float64")
     if score == "vmf":
-        p = p / np.linalg.norm(p, axis=-1, keepdims=True)
-        z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+        # unit vectors; a zero vector (a dead ReLU encoder) stays 0, as documented (ε floor)
+        p = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+        z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
     else:
         precision = 1.0
     losses, pos, lse = [], [], []
@@ -62,7 +63,7 @@ def test_infonce_over_time_matches_numpy(rng, score):
 @pytest.mark.parametrize("score", ["vmf", "bilinear"])
 def test_cpc_model_loss_is_infonce_over_time_on_its_latents(score):
     x = _frames(6, 7)
-    model = CPCLDM(mlp(100, [8], 3, batch_norm=False), context_units=5, prediction_steps=2,
+    model = CPCLDM(mlp(100, [16], 3, batch_norm=False), context_units=5, prediction_steps=2,
                    score=score, precision=4.0)
     out = model(x)
     z, c = to_numpy(out["latents"]), to_numpy(out["context"])
