@@ -42,8 +42,9 @@ TUTORIALS = {
         ["03_frames.png", "03_latents_and_predictions.png", "03_rollout.png", "03_jumps.png"]),
     "06_using_the_zoo.py": (
         ["zoo_verify_ok", "zoo_reference_max_abs_diff", "digits_simclr_probe_10",
-         "digits_vicreg_ldm_probe_10", "frozen_zoo_encoder_accuracy", "from_scratch_accuracy"],
-        ["06_zoo_embeddings.png", "06_few_labels.png"]),
+         "digits_vicreg_ldm_probe_10", "frozen_zoo_encoder_accuracy", "from_scratch_accuracy",
+         "kalman_zoo_r2"],
+        ["06_zoo_embeddings.png", "06_few_labels.png", "06_zoo_kalman.png"]),
 }
 
 
