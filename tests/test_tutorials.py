@@ -40,6 +40,10 @@ TUTORIALS = {
         ["position_r2", "coverage95", "rotation_per_step", "spectral_radius",
          "rollout_rmse_10_steps", "jump_detection_auc", "variance_ratio_after_jump"],
         ["03_frames.png", "03_latents_and_predictions.png", "03_rollout.png", "03_jumps.png"]),
+    "05_ica.py": (
+        ["images_amari_linearica", "images_amari_linearica_logistic", "images_amari_fastica",
+         "ou_amari_linearica_temporal", "ou_amari_fastica"],
+        ["05_images.png", "05_amari.png"]),
     "06_using_the_zoo.py": (
         ["zoo_verify_ok", "zoo_reference_max_abs_diff", "digits_simclr_probe_10",
          "digits_vicreg_ldm_probe_10", "frozen_zoo_encoder_accuracy", "from_scratch_accuracy",
