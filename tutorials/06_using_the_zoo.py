@@ -28,8 +28,10 @@
 #
 # **Numbers.** Printed as `RESULT` lines; in full mode the re-measured probe accuracies
 # equal the published ones (`digits-simclr` 0.947, `digits-vicreg-ldm` 0.960, 10 labels
-# per class; the Kalman entry's R² 0.943). `LDM_KERAS_FAST=1` uses a subset of the data
-# (a smoke test).
+# per class; the Kalman entry's R² 0.943). Full mode on JAX printed exactly these, and
+# 0.931 test accuracy for the frozen zoo encoder + softmax trained on 10 labels per class
+# against 0.381 for the same CNN trained from scratch on those 100 images.
+# `LDM_KERAS_FAST=1` uses a subset of the data (a smoke test).
 
 # %%
 import os
