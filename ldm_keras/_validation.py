@@ -126,3 +126,24 @@ def check_finite(x, name="z"):
             f"`{name}` must contain only finite values; received a tensor of shape "
             f"{static_shape(x)} with NaN or inf entries."
         )
+
+
+def check_real_dtype(x, name="z"):
+    """Raise unless ``x`` holds real numbers (a float, integer or bool dtype).
+
+    Strings, objects and complex numbers are rejected with a ``ValueError`` instead of a
+    backend cast error (or, for complex input, a silent drop of the imaginary part).
+    Inputs without a ``dtype`` (Python lists/scalars) pass.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return
+    text = str(getattr(dtype, "name", dtype)).lower()
+    kind = getattr(dtype, "kind", None)  # NumPy dtypes
+    bad = kind in ("U", "S", "O", "c", "V", "M", "m") if kind is not None else (
+        "str" in text or "complex" in text or "object" in text)
+    if bad:
+        raise ValueError(
+            f"`{name}` must hold real numbers (a float or integer dtype); "
+            f"received dtype {text}."
+        )

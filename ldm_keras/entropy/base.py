@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from .._validation import check_real_dtype
+
 
 class EntropyEstimator(keras.layers.Layer):
     """Estimate the differential entropy ``H[z]`` from a batch ``Z ∈ R^{N×d}``.
@@ -34,6 +36,10 @@ class EntropyEstimator(keras.layers.Layer):
     def __init__(self, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
+
+    def __call__(self, z, *args, **kwargs):
+        check_real_dtype(z, "z")  # before Keras converts it to a backend tensor
+        return super().__call__(z, *args, **kwargs)
 
     def compute_output_shape(self, *args, **kwargs):
         return ()

@@ -8,14 +8,102 @@ It overrides ``train_step`` and ``test_step`` so that users train with plain
 and optionally ``after_optimizer_step()`` (EMA target updates, constraints) and
 ``variable_groups()`` (for per-group learning-rate multipliers). The gradient step is
 written once per backend in :mod:`ldm_keras.models._steps`.
+
+Non-finite steps (``nonfinite=``): a step whose loss or gradients hold NaN or ±inf is,
+by default (``"skip"``), not applied — weights, optimizer state (iteration counts of
+every :class:`~ldm_keras.models.optimizers.GroupedOptimizer` clone included) and EMA
+targets keep their values — and is counted in the ``skipped_steps`` metric. ``"raise"``
+does the same and then stops ``fit`` with :class:`NonFiniteStepError` naming the step;
+``"ignore"`` applies every update unchecked. See docs/reliability.md.
 """
+
+import zipfile
 
 import keras
 from keras import ops
 
-from .._validation import check_positive
+from .._validation import check_choice, check_positive
 from . import _steps
 from .optimizers import GroupedOptimizer
+
+#: The values of ``LDMModel(nonfinite=...)``.
+NONFINITE_POLICIES = ("skip", "raise", "ignore")
+
+
+class NonFiniteStepError(FloatingPointError):
+    """Raised by ``fit`` under ``nonfinite="raise"`` after a step with a NaN/inf loss or gradient.
+
+    The offending update was not applied: the weights are those after the previous step.
+
+    Example:
+        >>> model.compile("adam", nonfinite="raise")
+        >>> try:
+        ...     model.fit(x, epochs=3)
+        ... except NonFiniteStepError as err:
+        ...     print(err.step)
+    """
+
+    def __init__(self, message, step=None):
+        super().__init__(message)
+        self.step = step
+
+
+class WeightsFileError(OSError, ValueError):
+    """A weights file that cannot be read (truncated, corrupted, not a Keras weights file).
+
+    Both an ``OSError`` (so ``keras.callbacks.BackupAndRestore`` still falls back to its
+    previous backup) and a ``ValueError`` (bad input, like every ldm_keras input error).
+
+    Example:
+        >>> try:
+        ...     model.load_weights("broken.weights.h5")
+        ... except WeightsFileError as err:
+        ...     print(err)
+    """
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stop training at the end of the first batch whose update was skipped as non-finite.
+
+    ``LDMModel.fit`` adds it under ``nonfinite="raise"``; the compiled step only flags the
+    step (raising inside ``jax.jit`` or ``tf.function`` is not possible), and this callback
+    reads the per-epoch ``skipped_steps`` count from the batch logs and raises
+    :class:`NonFiniteStepError` naming the global step (1-based, counted from the start of
+    this ``fit`` call), the epoch and the batch.
+
+    Example:
+        >>> model.fit(x, callbacks=[NonFiniteGuard()])        # with nonfinite="skip"
+    """
+
+    def on_train_begin(self, logs=None):
+        self._steps_before_epoch = 0
+        self._seen = 0.0
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._seen = 0.0
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        count = (logs or {}).get("skipped_steps")
+        if count is None:
+            return
+        count = float(ops.convert_to_numpy(count))
+        if count > self._seen:
+            step = self._steps_before_epoch + batch + 1
+            raise NonFiniteStepError(
+                f"Non-finite loss or gradient at training step {step} (epoch "
+                f"{self._epoch + 1}, batch {batch + 1}); nonfinite='raise' stopped "
+                "training. The update of that step was not applied, so the weights are "
+                "those after the previous step. Check the data of that batch for NaN/inf "
+                "and the learning rate, or use nonfinite='skip' to skip such steps.",
+                step=step,
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        params = self.params or {}
+        steps = params.get("steps")
+        self._steps_before_epoch += int(steps) if steps else 0
 
 
 class LDMModel(keras.Model):
@@ -28,6 +116,14 @@ class LDMModel(keras.Model):
     Args:
         lr_multipliers: ``{group: factor}`` learning-rate multipliers for the groups
             named by :meth:`variable_groups` (may also be given to ``compile``).
+        nonfinite: what a training step with a NaN/inf loss or gradient does:
+            ``"skip"`` (default) leaves every weight, the optimizer state and the EMA
+            targets unchanged and counts the step in the ``skipped_steps`` metric (per
+            epoch); ``"raise"`` also skips it and then stops ``fit`` with
+            :class:`NonFiniteStepError` naming the step; ``"ignore"`` applies the update
+            unchecked (no ``skipped_steps``; NaNs may enter the weights). ``"skip"`` and
+            ``"raise"`` cost one finiteness reduction per gradient and, on TensorFlow, a
+            copy of the weights and optimizer state per step.
 
     Per-group learning rates use one optimizer per group (see
     :class:`~ldm_keras.models.optimizers.GroupedOptimizer`), so they are exact for
@@ -50,11 +146,13 @@ class LDMModel(keras.Model):
 
     metric_names = ("loss", "alignment", "entropy")
 
-    def __init__(self, lr_multipliers=None, **kwargs):
+    def __init__(self, lr_multipliers=None, nonfinite="skip", **kwargs):
         super().__init__(**kwargs)
         self.lr_multipliers = {str(k): check_positive(v, f"lr_multipliers[{k!r}]")
                                for k, v in dict(lr_multipliers or {}).items()}
+        self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
         self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
+        self._skipped_tracker = keras.metrics.Sum(name="skipped_steps")
 
     # -- what subclasses provide ------------------------------------------------------
     def compute_ldm_loss(self, x, training=False):
@@ -71,14 +169,17 @@ class LDMModel(keras.Model):
     # -- Keras plumbing -----------------------------------------------------------------
     @property
     def metrics(self):
-        return list(self._trackers)
+        extra = [] if self.nonfinite == "ignore" else [self._skipped_tracker]
+        return list(self._trackers) + extra
 
     @property
     def _has_post_step(self):
         return type(self).after_optimizer_step is not LDMModel.after_optimizer_step
 
-    def compile(self, optimizer="adam", lr_multipliers=None, **kwargs):
-        """Configure training. ``lr_multipliers`` overrides the constructor's."""
+    def compile(self, optimizer="adam", lr_multipliers=None, nonfinite=None, **kwargs):
+        """Configure training. ``lr_multipliers`` and ``nonfinite`` override the constructor's."""
+        if nonfinite is not None:
+            self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
         if kwargs.get("loss") is not None:
             raise ValueError(
                 f"{type(self).__name__} computes its own LDM loss; do not pass `loss` to "
@@ -98,14 +199,41 @@ class LDMModel(keras.Model):
         """The smallest batch this model's entropy estimator accepts."""
         return 2
 
-    def fit(self, x=None, y=None, batch_size=None, *args, **kwargs):
-        """``keras.Model.fit``, after checking that the batch size suits the estimator."""
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
+            callbacks=None, **kwargs):
+        """``keras.Model.fit``, after checking the data and that the batch size suits the estimator.
+
+        Under ``nonfinite="raise"`` a :class:`NonFiniteGuard` callback is added.
+        """
         if batch_size is not None and batch_size < self.min_batch_size:
             raise ValueError(
                 f"{type(self).__name__} needs batches of at least {self.min_batch_size} "
                 f"samples for its entropy estimator; received batch_size={batch_size}."
             )
-        return super().fit(x, y, batch_size, *args, **kwargs)
+        _check_not_empty(x)
+        callbacks = list(callbacks or [])
+        if self.nonfinite == "raise" and not any(
+                isinstance(c, NonFiniteGuard) for c in callbacks):
+            callbacks.append(NonFiniteGuard())
+        return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
+
+    def load_weights(self, filepath, *args, **kwargs):
+        """``keras.Model.load_weights`` with a clear error for an unreadable file.
+
+        A truncated or corrupted file raises :class:`WeightsFileError` naming the file and
+        what was expected; weights that do not match the model raise Keras' ``ValueError``
+        listing the layers that could not be loaded.
+        """
+        try:
+            return super().load_weights(filepath, *args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except (OSError, zipfile.BadZipFile, EOFError) as err:
+            raise WeightsFileError(
+                f"Cannot read the weights file {str(filepath)!r}: expected an intact Keras "
+                "weights file (`.weights.h5` written by `save_weights`, or a `.keras` "
+                f"archive written by `save`); the file is truncated or corrupted ({err})."
+            ) from err
 
     def _variable_group(self, variable):
         if not hasattr(self, "_group_lookup"):
@@ -114,10 +242,15 @@ class LDMModel(keras.Model):
             }
         return self._group_lookup.get(id(variable), "default")
 
-    def _compute_logs(self, data, training):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if not self.built:  # TensorFlow defers building to the first trace of the step
+    def _ensure_built(self, data):
+        """Build from the first batch (TensorFlow defers building to the first trace)."""
+        if not self.built:
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
             self.build(keras.tree.map_structure(lambda t: tuple(t.shape), x))
+
+    def _compute_logs(self, data, training):
+        self._ensure_built(data)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         logs = self.compute_ldm_loss(x, training=training)
         if "loss" not in logs:
             raise ValueError(f"{type(self).__name__}.compute_ldm_loss must return a 'loss'.")
@@ -127,11 +260,41 @@ class LDMModel(keras.Model):
         self.optimizer.apply(grads, variables)
         self.after_optimizer_step()
 
-    def _update_trackers(self, logs):
+    @property
+    def _guards_nonfinite(self):
+        return self.nonfinite != "ignore"
+
+    def _step_is_finite(self, logs, grads):
+        """A boolean scalar: the loss and every gradient are finite."""
+        ok = ops.all(ops.isfinite(logs["loss"]))
+        for g in grads:
+            if g is None:
+                continue
+            if hasattr(g, "dense_shape") and hasattr(g, "indices"):  # tf.IndexedSlices
+                g = g.values
+            ok = ops.logical_and(ok, ops.all(ops.isfinite(g)))
+        return ok
+
+    def _guarded_variables(self):
+        """Everything a skipped step must leave unchanged: model and optimizer state."""
+        return (list(self.trainable_variables) + list(self.non_trainable_variables)
+                + list(self.optimizer.variables))
+
+    def _update_trackers(self, logs, ok=None):
+        """Update the metrics; with ``ok`` (a boolean scalar) a skipped step is not averaged."""
+        weight = None if ok is None else ops.cast(ok, "float32")
         for tracker in self._trackers:
             if tracker.name in logs:
-                tracker.update_state(logs[tracker.name])
-        return {t.name: t.result() for t in self._trackers}
+                value = logs[tracker.name]
+                if weight is None:
+                    tracker.update_state(value)
+                else:
+                    tracker.update_state(ops.where(ok, value, ops.zeros_like(value)),
+                                         sample_weight=weight)
+        if self._guards_nonfinite:
+            self._skipped_tracker.update_state(
+                ops.zeros((), "float32") if weight is None else 1.0 - weight)
+        return {t.name: t.result() for t in self.metrics}
 
     def train_step(self, *args):
         return _steps.get().train_step(self, *args)
@@ -141,4 +304,21 @@ class LDMModel(keras.Model):
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
-                "lr_multipliers": dict(self.lr_multipliers)}
+                "lr_multipliers": dict(self.lr_multipliers), "nonfinite": self.nonfinite}
+
+
+def _check_not_empty(x):
+    """Raise when ``fit`` gets arrays (or a tuple of arrays) with no samples."""
+    first = x
+    while isinstance(first, (tuple, list)) and first:
+        first = first[0]
+    if isinstance(first, dict) and first:
+        first = next(iter(first.values()))
+    shape = getattr(first, "shape", None)
+    if shape is not None and len(shape) > 0 and isinstance(shape[0], int) and shape[0] == 0:
+        raise ValueError(
+            "fit received an empty dataset: expected at least one sample, received "
+            f"arrays of shape {tuple(shape)}."
+        )
+    if isinstance(x, (tuple, list)) and len(x) == 0:
+        raise ValueError("fit received an empty tuple of inputs; expected data.")

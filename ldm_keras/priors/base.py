@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from .._validation import check_real_dtype
+
 
 class Prior(keras.layers.Layer):
     """A latent model ``p_θ(z | context)``: the alignment term of LDM.
@@ -28,6 +30,13 @@ class Prior(keras.layers.Layer):
     def __init__(self, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
+
+    def __call__(self, z, *args, **kwargs):
+        check_real_dtype(z, "z")  # before Keras converts it to a backend tensor
+        context = args[0] if args else kwargs.get("context")
+        if context is not None:
+            check_real_dtype(context, "context")
+        return super().__call__(z, *args, **kwargs)
 
     def call(self, z, context=None):
         return self.log_prob(z, context)

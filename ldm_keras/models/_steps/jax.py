@@ -4,9 +4,18 @@ The backend-agnostic loss runs inside a ``keras.StatelessScope`` that maps every
 variable to the value carried in the training state; assignments made during the
 loss (seed generators, running statistics) or after the optimizer step (EMA targets,
 spectral-radius clamping) are read back from the scope into the new state.
+
+Non-finite guard (``model.nonfinite != "ignore"``): the new training state is selected
+element-wise, ``where(ok, new, old)``, so a step with a NaN/inf loss or gradient returns
+the old weights, optimizer state (iteration counts included) and EMA targets.
+
+Data parallelism (``keras.distribution.DataParallel``): Keras jits this step over the
+global batch sharded along the batch axis (GSPMD), so every batch reduction in the loss,
+the entropy estimators' included, is over the global batch; no gather is needed here.
 """
 
 import jax
+import jax.numpy as jnp
 import keras
 
 
@@ -33,9 +42,13 @@ def train_step(model, state, data):
         )
         return logs["loss"], (logs, new_ntv)
 
+    old = (trainable, non_trainable, optimizer_values)
     (_, (logs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         trainable, non_trainable
     )
+    ok = model._step_is_finite(logs, grads) if model._guards_nonfinite else None
+    if ok is not None:
+        grads = [jnp.where(ok, g, jnp.zeros_like(g)) for g in grads]
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, grads, trainable
     )
@@ -46,9 +59,14 @@ def train_step(model, state, data):
             list(zip(tv_vars, trainable)) + list(zip(nt_vars, non_trainable)),
         )
         trainable, non_trainable = new[: len(tv_vars)], new[len(tv_vars):]
+    if ok is not None:
+        trainable, non_trainable, optimizer_values = (
+            [jnp.where(ok, n, o) for n, o in zip(new_part, old_part)]
+            for new_part, old_part in zip((trainable, non_trainable, optimizer_values), old)
+        )
     results, metric_values = _stateless(
         model.metrics_variables, metric_values,
-        lambda: model._update_trackers(logs),
+        lambda: model._update_trackers(logs, ok),
         list(zip(model.metrics_variables, metric_values)),
     )
     return results, (trainable, non_trainable, optimizer_values, metric_values)

@@ -1,15 +1,71 @@
-"""TensorFlow gradient step: ``tf.GradientTape``, like Keras' TensorFlow trainer."""
+"""TensorFlow gradient step: ``tf.GradientTape``, like Keras' TensorFlow trainer.
+
+Non-finite guard (``model.nonfinite != "ignore"``): the step snapshots the weights and
+optimizer state, applies the update, then assigns back ``where(ok, new, old)``. A
+``tf.cond`` around the update would avoid the copy but cannot hold the optimizer's
+cross-replica ``merge_call`` under a ``tf.distribute`` strategy.
+
+Under ``tf.distribute`` (e.g. ``MirroredStrategy``) Keras runs this step once per replica
+on the replica's slice of the batch. ``all_gather`` (below) gathers the embeddings of
+every replica, with gradient, so that an entropy estimated over the batch sees the global
+batch; the finiteness flag is all-reduced so that every replica skips the same steps.
+"""
 
 import tensorflow as tf
 
 
+def _replica_context():
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync <= 1:
+        return None
+    return ctx
+
+
+def all_gather(x):
+    """Concatenate ``x`` over the replicas along axis 0 (identity with one replica).
+
+    Differentiable: the gradient of the gathered tensor flows back to each replica's
+    slice (TensorFlow's ``all_gather`` gradient is a reduce-scatter).
+    """
+    ctx = _replica_context()
+    if ctx is None:
+        return x
+    return ctx.all_gather(x, axis=0)
+
+
+def num_replicas():
+    """Replicas in sync in the current replica context (1 outside ``tf.distribute``)."""
+    ctx = _replica_context()
+    return 1 if ctx is None else ctx.num_replicas_in_sync
+
+
 def train_step(model, data):
+    guard = model._guards_nonfinite
+    if guard:  # snapshot before the forward pass (it updates BatchNorm statistics)
+        model._ensure_built(data)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        guarded = model._guarded_variables()
+        old = [tf.identity(v.value) for v in guarded]
     with tf.GradientTape() as tape:
         logs = model._compute_logs(data, training=True)
     variables = model.trainable_variables
     grads = tape.gradient(logs["loss"], variables)
-    model._apply_update(grads, variables, logs)
-    return model._update_trackers(logs)
+    if not guard:
+        model._apply_update(grads, variables, logs)
+        return model._update_trackers(logs)
+    ok = model._step_is_finite(logs, grads)
+    ctx = _replica_context()
+    if ctx is not None:  # every replica must take the same decision
+        ok = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(ok, tf.float32)) >= (
+            ctx.num_replicas_in_sync - 0.5)
+    safe = [g if g is None or isinstance(g, tf.IndexedSlices)
+            else tf.where(ok, g, tf.zeros_like(g)) for g in grads]
+    with tf.control_dependencies(old):
+        model._apply_update(safe, variables, logs)
+    for v, o in zip(guarded, old):
+        v.assign(tf.where(ok, v.value, o))
+    return model._update_trackers(logs, ok)
 
 
 def test_step(model, data):

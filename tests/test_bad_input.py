@@ -1,0 +1,242 @@
+"""Bad input fails early with a clear error; non-finite steps follow the documented policy.
+
+Every row of the table in docs/reliability.md is a case here. The error messages are
+asserted on, so that each names what was expected.
+"""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import ldm_keras as ldm
+from ldm_keras.models.base import NonFiniteStepError, WeightsFileError
+from ldm_keras.models.encoders import mlp
+
+DIM = 6
+
+
+def _pairs(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=(n, DIM)).astype("float32")
+    return x1, (x1 + 0.1 * rng.normal(size=x1.shape)).astype("float32")
+
+
+def _model(recipe="plane-kde", projector=(8, 4), build=True, **kw):
+    model = ldm.recipes.build(recipe, mlp(DIM, [8], 4), projector=projector, **kw)
+    if build:
+        model.build(((None, DIM), (None, DIM)))
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A small saved model: its .keras archive (+ zip members) and .weights.h5 file."""
+    d = tmp_path_factory.mktemp("saved")
+    model = _model()
+    model.compile("adam")
+    model.save(d / "m.keras")
+    model.save_weights(d / "m.weights.h5")
+    with zipfile.ZipFile(d / "m.keras") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    return d, model, members
+
+
+def _edited_keras(saved, name, edit):
+    """Write a copy of the saved .keras archive whose config.json is ``edit(config)``."""
+    d, _, members = saved
+    config = json.loads(members["config.json"])
+    edit(config)
+    path = d / f"{name}.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        for member, blob in members.items():
+            z.writestr(member, json.dumps(config) if member == "config.json" else blob)
+    return path
+
+
+def _truncated(saved, src, dst):
+    d = saved[0]
+    blob = (d / src).read_bytes()
+    (d / dst).write_bytes(blob[: len(blob) // 2])
+    return d / dst
+
+
+def _fit(model, data, batch_size=8):
+    model.compile("adam")
+    return model.fit(data, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
+
+
+x1, x2 = _pairs()
+
+CASES = {
+    # -- tensors given to estimators and priors -----------------------------------------
+    "estimator wrong rank": (
+        lambda s: ldm.entropy.GaussianKDE()(np.ones(5, "float32")), r"rank-2 tensor"),
+    "estimator string dtype": (
+        lambda s: ldm.entropy.GaussianKDE()(np.array([["a", "b"], ["c", "d"]])),
+        r"`z` must hold real numbers .*received dtype str"),
+    "prior complex context": (
+        lambda s: ldm.priors.IsotropicGaussian()(
+            np.ones((4, 2), "float32"), context=np.ones((4, 2), complex)),
+        r"`context` must hold real numbers .*complex"),
+    "prior wrong rank": (
+        lambda s: ldm.priors.VonMisesFisher()(np.ones(3, "float32"), context=np.ones(3)),
+        r"rank-2 tensor of shape \(batch, features\)"),
+    "mismatched view latents": (
+        lambda s: ldm.LDMObjective(ldm.priors.IsotropicGaussian(), ldm.entropy.GaussianKDE())(
+            np.ones((8, 4), "float32"), np.ones((8, 3), "float32")),
+        r"must have the same shape"),
+    "k-NN with k >= N": (
+        lambda s: ldm.entropy.KNNEntropy(k=5)(np.ones((5, 2), "float32")),
+        r"at least 6 samples .*k=5.*received a batch of 5"),
+    # -- data given to fit --------------------------------------------------------------
+    "views of different width": (
+        lambda s: _fit(_model(), (x1, x2[:, :5])), r"expected shape=\(None, 6\)"),
+    "three views": (
+        lambda s: _fit(_model(), (x1, x2, x1)), r"pair \(x1, x2\) of views"),
+    "data of wrong rank": (
+        lambda s: _fit(_model(build=False), (x1[..., None], x2[..., None])),
+        r"encoder expects inputs of shape \(None, 6\)"),
+    "empty dataset": (
+        lambda s: _fit(_model(), (x1[:0], x2[:0])), r"empty dataset: expected at least one"),
+    "batch too small for k-NN": (
+        lambda s: _fit(_model("plane-knn"), (x1, x2), batch_size=3),
+        r"batches of at least 4 samples .*batch_size=3"),
+    "sequence with one frame": (
+        lambda s: ldm.models.PredictiveLDM(
+            mlp(3, [4], 2), ldm.predictors.KalmanFilter(ldm.predictors.KalmanCell(2))
+        ).build((None, 1, 3)), r"at least 2 time steps; received T=1"),
+    # -- names and hyperparameters ------------------------------------------------------
+    "unknown recipe": (
+        lambda s: ldm.recipes.build("simclrr", mlp(DIM, [8], 4)),
+        r"Unknown recipe 'simclrr'\. Did you mean \['simclr'\]"),
+    "negative precision": (
+        lambda s: ldm.priors.VonMisesFisher(precision=-1.0),
+        r"`precision` must be a finite number > 0; received -1\.0"),
+    "k = 0": (lambda s: ldm.entropy.KNNEntropy(k=0), r"`k` must be a positive integer"),
+    "agreement p outside (0.1, 1)": (
+        lambda s: ldm.priors.CategoricalPair(10, agreement=1.5),
+        r"`agreement` must lie in the open interval \(0\.1, 1\); received 1\.5"),
+    "EMA momentum 1": (
+        lambda s: _model("byol", predictor=(8,), ema_momentum=1.0),
+        r"`ema_momentum` must be in \[0, 1\)"),
+    "unknown non-finite policy": (
+        lambda s: ldm.models.MultiViewLDM(mlp(DIM, [8], 4), prior=ldm.priors.IsotropicGaussian(),
+                                          nonfinite="sometimes"),
+        r"`nonfinite` must be one of \['ignore', 'raise', 'skip'\]"),
+    # -- files --------------------------------------------------------------------------
+    "truncated .weights.h5": (
+        lambda s: s[1].load_weights(_truncated(s, "m.weights.h5", "t.weights.h5")),
+        r"expected an intact Keras weights file .*truncated or corrupted"),
+    "garbage .weights.h5": (
+        lambda s: (s[0] / "g.weights.h5").write_bytes(b"not hdf5" * 64)
+        and s[1].load_weights(s[0] / "g.weights.h5"),
+        r"expected an intact Keras weights file"),
+    "weights of another architecture": (
+        lambda s: _model(projector=(16, 4)).load_weights(s[0] / "m.weights.h5"),
+        r"(?s)could not be loaded.*expected 1 variables.*Expected: \['kernel'\]"),
+    "truncated .keras": (
+        lambda s: keras.saving.load_model(_truncated(s, "m.keras", "t.keras"), safe_mode=True),
+        r"accessible `\.keras` zip file"),
+    ".keras naming an unknown class": (
+        lambda s: keras.saving.load_model(_edited_keras(
+            s, "cls", lambda c: c.update(class_name="FutureLDM",
+                                         registered_name="ldm_keras>FutureLDM")),
+            safe_mode=True),
+        r"Could not locate class 'FutureLDM'", TypeError),  # Keras' own error type
+    ".keras with an unknown argument": (
+        lambda s: keras.saving.load_model(_edited_keras(
+            s, "arg", lambda c: c["config"].update(temperature_schedule="cosine")),
+            safe_mode=True),
+        r"Unrecognized keyword arguments passed to MultiViewLDM: .*temperature_schedule"),
+    ".keras with an invalid setting": (
+        lambda s: keras.saving.load_model(_edited_keras(
+            s, "val", lambda c: c["config"].update(nonfinite="sometimes")), safe_mode=True),
+        r"`nonfinite` must be one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_a_clear_error(case, saved):
+    fn, pattern, *exc = CASES[case]
+    with pytest.raises(exc[0] if exc else ValueError, match=pattern):
+        fn(saved)
+
+
+def test_corrupted_weights_error_is_also_an_oserror(saved):
+    """BackupAndRestore falls back to its previous backup on OSError: keep that working."""
+    with pytest.raises(OSError):
+        saved[1].load_weights(_truncated(saved, "m.weights.h5", "t2.weights.h5"))
+    assert issubclass(WeightsFileError, ValueError)
+
+
+# -- non-finite steps: the policy --------------------------------------------------------
+def _weights(model):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in model.weights]
+
+
+def _optimizer_state(model):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in model.optimizer.variables]
+
+
+def _trained(recipe, data, nonfinite="skip", init=None, **kw):
+    extra = {"predictor": (8,)} if recipe == "byol" else {}
+    model = _model(recipe, **extra)
+    if init is not None:
+        model.set_weights(init)
+    init = [w.copy() for w in _weights(model)]
+    model.compile(keras.optimizers.Adam(1e-2), lr_multipliers={"default": 1.0},
+                  nonfinite=nonfinite)
+    history = model.fit(data, batch_size=8, epochs=1, verbose=0, shuffle=False, **kw)
+    return model, history, init
+
+
+@pytest.mark.parametrize("recipe, bad", [("plane-kde", np.nan), ("byol", np.inf)])
+def test_nonfinite_batch_is_skipped_exactly(recipe, bad):
+    """Batches A, B(bad), C train to the same state as A, C: nothing of B is applied.
+
+    byol covers the EMA targets; lr_multipliers make the optimizer a GroupedOptimizer.
+    """
+    a1, a2 = _pairs(24, seed=1)
+    b1 = a1.copy()
+    b1[10, 3] = bad  # second batch of 8
+    model, history, init = _trained(recipe, (b1, a2))
+    keep = np.r_[0:8, 16:24]
+    ref, ref_history, _ = _trained(recipe, (a1[keep], a2[keep]), init=init)
+    assert history.history["skipped_steps"] == [1.0]
+    assert ref_history.history["skipped_steps"] == [0.0]
+    for w, r in zip(_weights(model), _weights(ref)):
+        assert np.all(np.isfinite(w))
+        np.testing.assert_allclose(w, r, rtol=1e-6, atol=1e-7)
+    for o, r in zip(_optimizer_state(model), _optimizer_state(ref)):
+        np.testing.assert_allclose(o, r, rtol=1e-6, atol=1e-7)
+    # the epoch's mean loss is over the applied steps only
+    np.testing.assert_allclose(history.history["loss"], ref_history.history["loss"],
+                               rtol=1e-5)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
+
+
+def test_nonfinite_raise_names_the_step_and_keeps_previous_weights():
+    a1, a2 = _pairs(24, seed=1)
+    b1 = a1.copy()
+    b1[12, 0] = np.nan
+    model = _model()
+    init = [w.copy() for w in _weights(model)]
+    model.compile(keras.optimizers.Adam(1e-2), nonfinite="raise")
+    with pytest.raises(NonFiniteStepError, match=r"training step 2 \(epoch 1, batch 2\)") as err:
+        model.fit((b1, a2), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert err.value.step == 2
+    ref, _, _ = _trained("plane-kde", (a1[:8], a2[:8]), init=init)
+    for w, r in zip(_weights(model), _weights(ref)):
+        np.testing.assert_allclose(w, r, rtol=1e-6, atol=1e-7)
+
+
+def test_nonfinite_ignore_lets_nan_in():
+    """The opt-out does what it says: the NaN reaches the weights (no skipped_steps)."""
+    a1, a2 = _pairs(16, seed=1)
+    a1[3, 0] = np.nan
+    model, history, _ = _trained("plane-kde", (a1, a2), nonfinite="ignore")
+    assert "skipped_steps" not in history.history
+    assert not all(np.all(np.isfinite(w)) for w in _weights(model))
