@@ -245,6 +245,7 @@ def _train_sequences(name, spec, workdir, verbose):
 # -- writing ----------------------------------------------------------------------------------
 def _component_record(part, obj, build_shape=None):
     config = keras.saving.serialize_keras_object(obj)
+    config["compile_config"] = None  # published uncompiled (see registry._deserialize)
     if part == "model":
         pred = config["config"]["predictor"]
         if pred["class_name"] == "KalmanFilter":

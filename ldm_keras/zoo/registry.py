@@ -215,6 +215,10 @@ def _check_weights(name, entry):
 
 
 def _deserialize(config):
+    # The training compile settings (optimizer, per-group learning rates) are not part of
+    # a published model; loading returns it uncompiled.
+    if isinstance(config, dict) and config.get("compile_config") is not None:
+        config = {**config, "compile_config": None}
     return keras.saving.deserialize_keras_object(config, safe_mode=True)
 
 
