@@ -75,6 +75,8 @@ def parse_args(argv=None):
                    default=DEFAULT_LR_MULTIPLIERS["noise_network"])
     p.add_argument("--mult-observation-noise", type=float,
                    default=DEFAULT_LR_MULTIPLIERS["observation_noise"])
+    p.add_argument("--observation-matrix", choices=["fixed", "learned"], default="fixed",
+                   help="D = [I 0] fixed, or learned (initialised to [I 0])")
     p.add_argument("--clamp-radius", type=float, default=1.02)
     p.add_argument("--entropy", choices=["none", "knn"], default="none",
                    help="none: stop-gradient targets; knn: explicit k-NN entropy")
@@ -120,6 +122,7 @@ def cell_kwargs(args, seed):
     return dict(
         state_dim=args.state_dim,
         observation_dim=args.latent_dim,
+        observation_matrix=args.observation_matrix,
         observation_noise="input" if args.heteroscedastic else "learned",
         observation_noise_init=args.obs_noise_init,
         process_noise_init=args.process_noise_init,
