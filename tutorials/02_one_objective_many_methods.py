@@ -38,7 +38,8 @@
 # | `categorical` | categorical pair model (clusters) | plug-in entropy of the cluster assignments |
 #
 # **Numbers (full mode, JAX, 30 epochs per method, seed 0)** are printed as `RESULT`
-# lines and summarised at the end of this notebook. `LDM_KERAS_FAST=1` runs the same code
+# lines and tabulated at the end of this notebook (e.g. probe accuracy with 10 labels
+# per class: simclr 0.930, vicreg 0.947, raw pixels 0.885). `LDM_KERAS_FAST=1` runs the same code
 # for 2 epochs on 256 images (a smoke test; its numbers mean nothing).
 
 # %%
@@ -248,4 +249,26 @@ plt.close("all")
 #
 # All six methods come out of one `MultiViewLDM` class: only the latent model, the
 # entropy estimator and the entropy mode differ. See `ldm.recipes.describe(name)` for
-# each recipe's settings and RESULTS.md for longer (60-epoch) runs.
+# each recipe's settings.
+#
+# Full mode on JAX (30 epochs per method, seed 0; about 5 min of CPU in all) printed:
+#
+# | method | probe, 10 labels / class | probe, all labels | k-NN | clustering |
+# |---|---|---|---|---|
+# | raw pixels | 0.885 ± 0.010 | 0.972 | 0.967 | — |
+# | simclr | 0.930 ± 0.009 | 0.987 | 0.956 | — |
+# | sphere-ldm | 0.929 ± 0.009 | 0.985 | 0.948 | — |
+# | vicreg | 0.947 ± 0.006 | 0.983 | 0.965 | — |
+# | simsiam | 0.911 ± 0.008 | 0.993 | 0.941 | — |
+# | byol | 0.813 ± 0.018 | 0.956 | 0.831 | — |
+# | categorical | 0.942 ± 0.014 | 0.989 | 0.952 | 0.596 |
+#
+# and, for joint vs marginal entropy, an estimated mutual information between the two
+# views of 0.140 nats for `sphere-ldm` against 0.362 for `simclr` (view cosine 0.981 vs
+# 0.943), with the same probe accuracy (0.929 vs 0.930): the marginal entropy does
+# reward information shared between the views, as its decomposition says.
+#
+# 30 epochs is a short budget: BYOL (EMA target, m = 0.99) is still far behind, and the
+# categorical model's clusters are still forming (its agreement is annealed over the
+# run). With 60 epochs (RESULTS.md) simclr reaches 0.947 and the categorical model
+# clusters at 0.906.
