@@ -108,7 +108,7 @@ def main(argv=None):
     if args.command == "recipes":
         from . import recipes
 
-        for name in recipes.list():
+        for name in recipes.list("all"):
             print(recipes.describe(name))
         return 0
     if args.command == "train":

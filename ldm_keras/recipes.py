@@ -161,13 +161,19 @@ _SEQUENCE_SETTINGS = {"entropy_weight", "learning_rate", "schedule", "precision"
                       "entropy_precision", "k", "clip_quantile"}
 
 
-def list():  # noqa: A001 - mirrors ldm.zoo.list()
-    """Names of the available recipes.
+def list(kind="multiview"):  # noqa: A001 - mirrors ldm.zoo.list()
+    """Names of the available recipes of ``kind``: ``"multiview"`` (default),
+    ``"sequence"`` or ``"all"``.
+
+    The default stays the multi-view recipes (what ``build(name, encoder, views=...)``
+    trains on images); the sequence recipes are ``list("sequence")``.
 
     Example:
-        >>> ldm.recipes.list()          # ['byol', 'categorical', 'plane-kde', ...]
+        >>> ldm.recipes.list()              # ['byol', 'categorical', 'plane-kde', ...]
+        >>> ldm.recipes.list("sequence")    # ['cpc', 'jepa', 'kalman-ssl', ...]
     """
-    return sorted(_RECIPES)
+    check_choice(kind, "kind", ("multiview", "sequence", "all"))
+    return sorted(n for n, r in _RECIPES.items() if kind == "all" or r.kind == kind)
 
 
 def get(name):
@@ -179,7 +185,7 @@ def get(name):
     if name not in _RECIPES:
         close = difflib.get_close_matches(str(name), _RECIPES, n=3)
         hint = f" Did you mean {close}?" if close else ""
-        raise ValueError(f"Unknown recipe {name!r}.{hint} Known recipes: {list()}.")
+        raise ValueError(f"Unknown recipe {name!r}.{hint} Known recipes: {list('all')}.")
     return _RECIPES[name]
 
 

@@ -95,7 +95,8 @@ def test_recipe_trains_with_decreasing_loss(name):
 
 def test_recipe_api_lists_describes_and_checks_sequence_recipes():
     for name in SEQUENCE_RECIPES:
-        assert name in ldm.recipes.list()
+        assert name in ldm.recipes.list("sequence") and name in ldm.recipes.list("all")
+        assert name not in ldm.recipes.list()  # the default stays the multi-view recipes
         assert ldm.recipes.get(name).kind == "sequence"
         assert name in ldm.recipes.describe(name)
         assert ldm.recipes.callbacks(name, epochs=3) == []
