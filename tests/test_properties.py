@@ -63,7 +63,7 @@ def _finite_or_clear_error(fn, p):
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(p=inputs)
 def test_estimator_finite_or_value_error(name, p):
     z = _sample(p)
@@ -73,7 +73,7 @@ def test_estimator_finite_or_value_error(name, p):
 
 
 @pytest.mark.parametrize("name", sorted(PRIORS))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(p=inputs)
 def test_prior_finite_or_value_error(name, p):
     z = _sample(p)
@@ -81,7 +81,7 @@ def test_prior_finite_or_value_error(name, p):
     _finite_or_clear_error(lambda: PRIORS[name]()(z, context=context), p)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(d=st.integers(1, 5), seed=st.integers(0, 2**16), square=st.booleans())
 def test_linear_jacobian_finite_or_value_error(d, seed, square):
     w = np.random.default_rng(seed).normal(size=(d, d if square else d + 1)).astype("float32")
