@@ -43,7 +43,7 @@ def tests(session, backend):
 def lint(session):
     """Static checks with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", "ldm_keras", "tests", "noxfile.py")
+    session.run("ruff", "check", "ldm_keras", "tests", "tutorials", "benchmarks", "noxfile.py")
 
 
 @nox.session
