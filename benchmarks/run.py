@@ -104,6 +104,40 @@ def run_worker(backend, mode, sections, extra_env, args, tmp):
     return result
 
 
+def merge_runs(paths, out_dir):
+    """Merge runs made side by side (e.g. one per backend) into one bench.json / bench.md.
+
+    Every ratio still compares two measurements from one worker process, except the
+    Kalman ratios, whose eager-PyTorch baseline comes from the PyTorch worker; the
+    merged meta keeps each run's start time, command and load averages.
+    """
+    workers, metas = [], []
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        metas.append(run["meta"])
+        for w in run["workers"]:
+            key = f"{w['backend']}/{w['mode']}/{'+'.join(w['sections'])}"
+            workers.append({**w, "cases": run["raw"].get(key, {})})
+    meta = dict(metas[0])
+    meta.update({
+        "command": " ; ".join(m["command"] for m in metas) + " ; then --merge",
+        "merged_runs": metas,
+        "backends": [b for m in metas for b in m["backends"]],
+        "env_start": min((m["env_start"] for m in metas), key=lambda e: 0),
+        "env_end": metas[-1]["env_end"],
+        "wall_seconds": max(m["wall_seconds"] for m in metas),
+    })
+    merged = report.merge(workers, meta)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "bench.json"), "w") as f:
+        json.dump(merged, f, indent=1)
+    with open(os.path.join(out_dir, "bench.md"), "w") as f:
+        f.write(report.markdown(merged, report.analysis_text()))
+    print(f"[run] merged {len(paths)} runs into {out_dir}/bench.json and bench.md")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats (= --grid quick)")
@@ -121,9 +155,17 @@ def main(argv=None):
     p.add_argument("--worker-timeout", type=float, default=None,
                    help="seconds per worker process (default 300 quick, 500 full; doubled for training workers)")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                   help="merge bench.json files of runs over disjoint backends (run side "
+                        "by side) into --out-dir instead of running anything")
+    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                   help="merge bench.json files of side-by-side runs (disjoint backends) "
+                        "into --out-dir instead of running anything")
     p.add_argument("--render", metavar="JSON", default=None,
                    help="only re-render bench.md (with bench/ANALYSIS.md) from a bench.json")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge_runs(args.merge, args.out_dir)
     if args.render:
         with open(args.render) as f:
             merged = json.load(f)

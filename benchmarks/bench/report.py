@@ -96,8 +96,8 @@ def merge(workers, meta):
                 if cid == "train/hand_loop_simclr":
                     fit = jax_fit.get("train/simclr_digits", {})
                     # overhead = fit epoch time / hand-loop epoch time (>1: fit slower)
-                    row["fit_overhead"] = ratio((c.get("ours") or {}).get("time"),
-                                                (fit.get("ours") or {}).get("time"))
+                    row["fit_overhead"] = ratio((fit.get("ours") or {}).get("time"),
+                                                (c.get("ours") or {}).get("time"))
                 else:
                     ref = jax_fit.get(ref_id, {})
                     row["speed_vs_jax_fit"] = ratio((ref.get("ours") or {}).get("time"),
