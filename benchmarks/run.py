@@ -158,9 +158,6 @@ def main(argv=None):
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="merge bench.json files of runs over disjoint backends (run side "
                         "by side) into --out-dir instead of running anything")
-    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
-                   help="merge bench.json files of side-by-side runs (disjoint backends) "
-                        "into --out-dir instead of running anything")
     p.add_argument("--render", metavar="JSON", default=None,
                    help="only re-render bench.md (with bench/ANALYSIS.md) from a bench.json")
     args = p.parse_args(argv)
