@@ -193,7 +193,19 @@ class MultiViewLDM(LDMModel):
         if self.target_encoder is not None:
             t1 = ops.stop_gradient(self._target_embed(x1, training))
             t2 = ops.stop_gradient(self._target_embed(x2, training))
+        gather = getattr(_steps.get(), "all_gather", None)
+        if gather is not None:  # tf.distribute: estimate over the global batch
+            z1, z2, p1, p2, t1, t2 = (None if t is None else gather(t)
+                                      for t in (z1, z2, p1, p2, t1, t2))
         return self.objective(z1, z2, p1, p2, t1, t2)
+
+    @property
+    def gathers_across_replicas(self):
+        """True: under ``tf.distribute`` the loss gathers every replica's embeddings.
+
+        (False for a subclass that overrides :meth:`compute_ldm_loss`.)
+        """
+        return type(self).compute_ldm_loss is MultiViewLDM.compute_ldm_loss
 
     def after_optimizer_step(self):
         if self.ema_momentum is None:

@@ -6,9 +6,13 @@ optimizer state, applies the update, then assigns back ``where(ok, new, old)``. 
 cross-replica ``merge_call`` under a ``tf.distribute`` strategy.
 
 Under ``tf.distribute`` (e.g. ``MirroredStrategy``) Keras runs this step once per replica
-on the replica's slice of the batch. ``all_gather`` (below) gathers the embeddings of
-every replica, with gradient, so that an entropy estimated over the batch sees the global
-batch; the finiteness flag is all-reduced so that every replica skips the same steps.
+on the replica's slice of the batch. A model whose loss calls ``all_gather`` (below) on its
+embeddings (gathered with gradient, so an entropy over the batch sees the global batch)
+sets ``gathers_across_replicas = True`` (``MultiViewLDM``); the step refuses any other
+model under more than one replica. The loss, then the same global value on every replica,
+is divided by the number of replicas before the gradient, as the optimizer sums the
+replicas' gradients; the finiteness flag is all-reduced so that every replica skips the
+same steps.
 """
 
 import tensorflow as tf
@@ -30,7 +34,9 @@ def all_gather(x):
     ctx = _replica_context()
     if ctx is None:
         return x
-    return ctx.all_gather(x, axis=0)
+    out = ctx.all_gather(x, axis=0)
+    out.set_shape([None] + list(x.shape[1:]))  # all_gather drops the static shape
+    return out
 
 
 def num_replicas():
@@ -39,7 +45,27 @@ def num_replicas():
     return 1 if ctx is None else ctx.num_replicas_in_sync
 
 
+def _check_gathers(model):
+    """Refuse a multi-replica step for a model whose loss does not gather its embeddings."""
+    if num_replicas() > 1 and not getattr(model, "gathers_across_replicas", False):
+        raise NotImplementedError(
+            f"{type(model).__name__} does not gather its embeddings across the "
+            f"{num_replicas()} replicas of the tf.distribute strategy, so its entropy "
+            "would be estimated per replica (on the local batch), not on the global "
+            "batch. Train it on one device, or with the JAX backend and "
+            "keras.distribution.DataParallel. MultiViewLDM supports MirroredStrategy."
+        )
+    if num_replicas() > 1 and not model.built:
+        # built inside a replica, EMA targets would not start as copies of the online nets
+        raise ValueError(
+            f"Under a tf.distribute strategy with {num_replicas()} replicas, build "
+            f"{type(model).__name__} inside `strategy.scope()` before `fit`/`evaluate` "
+            "(e.g. `model.build(input_shape)`); received an unbuilt model."
+        )
+
+
 def train_step(model, data):
+    _check_gathers(model)
     guard = model._guards_nonfinite
     if guard:  # snapshot before the forward pass (it updates BatchNorm statistics)
         model._ensure_built(data)
@@ -49,8 +75,11 @@ def train_step(model, data):
         old = [tf.identity(v.value) for v in guarded]
     with tf.GradientTape() as tape:
         logs = model._compute_logs(data, training=True)
+        # the optimizer sums the replicas' gradients and the loss is global (MultiViewLDM
+        # gathers the embeddings), so each replica contributes 1/R of it
+        scaled = logs["loss"] / num_replicas()
     variables = model.trainable_variables
-    grads = tape.gradient(logs["loss"], variables)
+    grads = tape.gradient(scaled, variables)
     if not guard:
         model._apply_update(grads, variables, logs)
         return model._update_trackers(logs)
@@ -69,6 +98,7 @@ def train_step(model, data):
 
 
 def test_step(model, data):
+    _check_gathers(model)
     logs = model._compute_logs(data, training=False)
     return model._update_trackers(logs)
 
