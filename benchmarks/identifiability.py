@@ -8,16 +8,23 @@ scored by the R² of an affine read-out of the true state from the latents, fitt
 training frames and evaluated on the held-out test split (distinct noise seed, same g).
 
 Methods:
-  (i)   ``knn``       PredictiveLDM + RecurrentPredictor (GRU, softplus variance), explicit
-                      k-NN entropy (k = 3) on latents pooled over batch × time, no stop-gradient;
+  (i)   ``knn``       PredictiveLDM + RecurrentPredictor (GRU; ``--variance constant``: unit
+                      variance, i.e. MSE), explicit k-NN entropy (k = 3) on latents pooled
+                      over batch × time, no stop-gradient; the NLL skips the first
+                      ``--skip-first`` steps of each window (default 1: ``z_1`` is predicted
+                      from a constant input, see ``_skip_first_class``);
   (ii)  ``kalman``    PredictiveLDM + KalmanFilter (state = dim), stop-gradient (reference
                       KalmanSSL setting, lr multipliers 100/10/0.03);
   (iii) ``noentropy`` as (i) with entropy weight 0 and no stop-gradient (collapse-prone);
   (iv)  ``autoencoder`` reconstruction baseline: MLP decoder (MSE on x) + a GRU latent
                       predictor (MSE on the stop-gradient next latent), trained jointly.
+  ``--baseline``      the affine read-out R² of the state from the raw observations.
+
+Final runs (benchmarks/results/identifiability.md; 160 epochs for ``nonlinear-4d``):
 
     KERAS_BACKEND=jax python benchmarks/identifiability.py --preset nonlinear-2d \\
-        --methods knn kalman noentropy autoencoder --seeds 0 1 2
+        --methods knn --seeds 0 1 2 --epochs 80 --window 20 --batch-size 32 --lr 3e-3 \\
+        --variance constant --skip-first 1
 """
 
 import argparse
