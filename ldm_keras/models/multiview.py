@@ -18,6 +18,24 @@ def _serialize(obj):
     return None if obj is None else keras.saving.serialize_keras_object(obj)
 
 
+def clone_frozen(layer, role="EMA target network"):
+    """A non-trainable copy of ``layer`` with the same architecture (fresh weights), for
+    an EMA target: ``clone_model`` for plain functional/sequential models, otherwise
+    ``from_config``. Raises ``ValueError`` naming ``role`` if the layer cannot be cloned."""
+    try:
+        if isinstance(layer, keras.Model) and layer.__class__ in (keras.Model, keras.Sequential):
+            clone = keras.models.clone_model(layer)
+        else:
+            clone = layer.__class__.from_config(layer.get_config())
+    except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
+        raise ValueError(
+            f"Cannot clone {layer!r} for the {role} ({err}). Use a "
+            "functional/sequential model or a layer with a complete get_config()."
+        ) from err
+    clone.trainable = False
+    return clone
+
+
 @register
 class MultiViewLDM(LDMModel):
     """Self-supervised training from two views of each sample (LDM_SPEC §1, two views).
@@ -90,19 +108,7 @@ class MultiViewLDM(LDMModel):
 
     # -- building ----------------------------------------------------------------------
     def _clone(self, layer):
-        try:
-            if isinstance(layer, keras.Model) and not type(layer).__module__.startswith(
-                    "ldm_keras") and layer.__class__ in (keras.Model, keras.Sequential):
-                clone = keras.models.clone_model(layer)
-            else:
-                clone = layer.__class__.from_config(layer.get_config())
-        except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
-            raise ValueError(
-                f"Cannot clone {layer!r} for the EMA target network ({err}). Use a "
-                "functional/sequential model or a layer with a complete get_config()."
-            ) from err
-        clone.trainable = False
-        return clone
+        return clone_frozen(layer, "EMA target network")
 
     def build(self, input_shape):
         if self.built:

@@ -22,6 +22,40 @@ def _serialize(obj):
     return None if obj is None else keras.saving.serialize_keras_object(obj)
 
 
+def check_sequences(model, shape, min_steps=2):
+    """Check ``shape`` is ``(batch, time ≥ min_steps, *frame)`` with frames that fit
+    ``model.encoder``; return it as a tuple. Raises ``ValueError`` otherwise."""
+    shape = tuple(shape)
+    if len(shape) < 3:
+        raise ValueError(
+            f"{type(model).__name__} takes sequences of shape (batch, time, *frame_shape); "
+            f"received shape {shape}."
+        )
+    if isinstance(shape[1], int) and shape[1] < min_steps:
+        raise ValueError(f"{type(model).__name__} needs sequences of at least {min_steps} "
+                         f"time steps; received T={shape[1]} (shape {shape}).")
+    expected = getattr(model.encoder, "input_shape", None)
+    if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
+        frame = tuple(shape[2:])
+        if len(frame) != len(expected) - 1 or any(
+                e is not None and f is not None and e != f
+                for e, f in zip(expected[1:], frame)):
+            raise ValueError(
+                f"The frames do not match the encoder: the encoder expects frames of "
+                f"shape {expected[1:]}, the sequences have frames of shape {frame}."
+            )
+    return shape
+
+
+def per_frame(model, x, training):
+    """Apply a per-frame ``model`` to ``x`` of shape ``(B, T, *frame)`` → ``(B, T, L)``."""
+    shape = tuple(x.shape)
+    t = shape[1] if shape[1] is not None else ops.shape(x)[1]
+    flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
+    out = model(flat, training=training)
+    return ops.reshape(out, (-1, t, out.shape[-1]))
+
+
 @register
 class PredictiveLDM(LDMModel):
     """LDM on sequences (LDM_SPEC §1 "Sequences", §4): fit latents to a predictive model.
@@ -129,25 +163,7 @@ class PredictiveLDM(LDMModel):
 
     # -- building and shapes -------------------------------------------------------------
     def _check_sequences(self, shape):
-        shape = tuple(shape)
-        if len(shape) < 3:
-            raise ValueError(
-                "PredictiveLDM takes sequences of shape (batch, time, *frame_shape); "
-                f"received shape {shape}."
-            )
-        if isinstance(shape[1], int) and shape[1] < 2:
-            raise ValueError(f"Sequences need at least 2 time steps; received T={shape[1]}.")
-        expected = getattr(self.encoder, "input_shape", None)
-        if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
-            frame = tuple(shape[2:])
-            if len(frame) != len(expected) - 1 or any(
-                    e is not None and f is not None and e != f
-                    for e, f in zip(expected[1:], frame)):
-                raise ValueError(
-                    f"The frames do not match the encoder: the encoder expects frames of "
-                    f"shape {expected[1:]}, the sequences have frames of shape {frame}."
-                )
-        return shape
+        return check_sequences(self, shape)
 
     def build(self, input_shape):
         if self.built:
@@ -168,11 +184,7 @@ class PredictiveLDM(LDMModel):
 
     # -- forward ---------------------------------------------------------------------------
     def _per_frame(self, model, x, training):
-        shape = tuple(x.shape)
-        t = shape[1] if shape[1] is not None else ops.shape(x)[1]
-        flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
-        out = model(flat, training=training)
-        return ops.reshape(out, (-1, t, out.shape[-1]))
+        return per_frame(model, x, training)
 
     def encode(self, x, training=False):
         """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""

@@ -18,6 +18,9 @@ from ..priors.base import Prior
 from ..priors.gaussian import IsotropicGaussian
 from . import _steps
 from .base import LDMModel
+from .multiview import clone_frozen
+from .predictive import check_sequences as _check_sequences
+from .predictive import per_frame as _per_frame
 
 __all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
 
@@ -28,38 +31,6 @@ def _deserialize(obj):
 
 def _serialize(obj):
     return None if obj is None else keras.saving.serialize_keras_object(obj)
-
-
-def _check_sequences(model, shape, min_steps=2):
-    shape = tuple(shape)
-    if len(shape) < 3:
-        raise ValueError(
-            f"{type(model).__name__} takes sequences of shape (batch, time, *frame_shape); "
-            f"received shape {shape}."
-        )
-    if isinstance(shape[1], int) and shape[1] < min_steps:
-        raise ValueError(f"{type(model).__name__} needs sequences of at least {min_steps} "
-                         f"time steps; received T={shape[1]} (shape {shape}).")
-    expected = getattr(model.encoder, "input_shape", None)
-    if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
-        frame = tuple(shape[2:])
-        if len(frame) != len(expected) - 1 or any(
-                e is not None and f is not None and e != f
-                for e, f in zip(expected[1:], frame)):
-            raise ValueError(
-                f"The frames do not match the encoder: the encoder expects frames of "
-                f"shape {expected[1:]}, the sequences have frames of shape {frame}."
-            )
-    return shape
-
-
-def _per_frame(model, x, training):
-    """Apply a per-frame ``model`` to ``x`` of shape ``(B, T, *frame)`` → ``(B, T, L)``."""
-    shape = tuple(x.shape)
-    t = shape[1] if shape[1] is not None else ops.shape(x)[1]
-    flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
-    out = model(flat, training=training)
-    return ops.reshape(out, (-1, t, out.shape[-1]))
 
 
 def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon=1e-12):
@@ -218,21 +189,6 @@ class CPCLDM(LDMModel):
                 "precision": self.precision, "entropy_weight": self.entropy_weight}
 
 
-def _clone_frozen(layer):
-    try:
-        if isinstance(layer, keras.Model) and layer.__class__ in (keras.Model, keras.Sequential):
-            clone = keras.models.clone_model(layer)
-        else:
-            clone = layer.__class__.from_config(layer.get_config())
-    except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
-        raise ValueError(
-            f"Cannot clone {layer!r} for the EMA target encoder ({err}). Use a "
-            "functional/sequential model or a layer with a complete get_config()."
-        ) from err
-    clone.trainable = False
-    return clone
-
-
 @register
 class JEPALDM(LDMModel):
     """Joint-embedding predictive architecture over time: the implicit-entropy case.
@@ -297,7 +253,7 @@ class JEPALDM(LDMModel):
         if not self.predictor.built:  # a deserialised predictor arrives built
             self.predictor.build((None, shape[1], dim))
         if self.ema_momentum is not None:
-            self.target_encoder = _clone_frozen(self.encoder)
+            self.target_encoder = clone_frozen(self.encoder, "EMA target encoder")
             self.target_encoder(frame)
 
             def copy_online_to_target():
