@@ -5,9 +5,11 @@ variable to the value carried in the training state; assignments made during the
 loss (seed generators, running statistics) or after the optimizer step (EMA targets,
 spectral-radius clamping) are read back from the scope into the new state.
 
-Non-finite guard (``model.nonfinite != "ignore"``): the new training state is selected
-element-wise, ``where(ok, new, old)``, so a step with a NaN/inf loss or gradient returns
-the old weights, optimizer state (iteration counts included) and EMA targets.
+Non-finite guard (``model.nonfinite != "ignore"``): the optimizer update and the
+post-step hook run inside ``lax.cond(ok, update, unchanged)``, so a step with a NaN/inf
+loss or gradient returns the old weights, optimizer state (iteration counts included) and
+EMA targets, and a finite step pays nothing for the check beyond the ``isfinite``
+reductions.
 
 Data parallelism (``keras.distribution.DataParallel``): Keras jits this step over the
 global batch sharded along the batch axis (GSPMD), so every batch reduction in the loss,
@@ -15,7 +17,6 @@ the entropy estimators' included, is over the global batch; no gather is needed 
 """
 
 import jax
-import jax.numpy as jnp
 import keras
 
 
@@ -30,6 +31,11 @@ def _stateless(variables, values, fn, read_back):
     return out, new
 
 
+def _unchanged(grads, trainable, non_trainable, optimizer_values, old_non_trainable):
+    """The skipped step: the training state as it was before the forward pass."""
+    return list(trainable), list(old_non_trainable), list(optimizer_values)
+
+
 def train_step(model, state, data):
     trainable, non_trainable, optimizer_values, metric_values = state
     tv_vars, nt_vars = model.trainable_variables, model.non_trainable_variables
@@ -42,28 +48,34 @@ def train_step(model, state, data):
         )
         return logs["loss"], (logs, new_ntv)
 
-    old = (trainable, non_trainable, optimizer_values)
+    old_non_trainable = non_trainable  # before the forward pass (seeds, running stats)
     (_, (logs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         trainable, non_trainable
     )
+
+    def apply(grads, trainable, non_trainable, optimizer_values, old_non_trainable=None):
+        trainable, optimizer_values = model.optimizer.stateless_apply(
+            optimizer_values, grads, trainable
+        )
+        if model._has_post_step:
+            _, new = _stateless(
+                tv_vars + nt_vars, list(trainable) + list(non_trainable),
+                model.after_optimizer_step,
+                list(zip(tv_vars, trainable)) + list(zip(nt_vars, non_trainable)),
+            )
+            trainable, non_trainable = new[: len(tv_vars)], new[len(tv_vars):]
+        return list(trainable), list(non_trainable), list(optimizer_values)
+
     ok = model._step_is_finite(logs, grads) if model._guards_nonfinite else None
-    if ok is not None:
-        grads = [jnp.where(ok, g, jnp.zeros_like(g)) for g in grads]
-    trainable, optimizer_values = model.optimizer.stateless_apply(
-        optimizer_values, grads, trainable
-    )
-    if model._has_post_step:
-        _, new = _stateless(
-            tv_vars + nt_vars, list(trainable) + list(non_trainable),
-            model.after_optimizer_step,
-            list(zip(tv_vars, trainable)) + list(zip(nt_vars, non_trainable)),
-        )
-        trainable, non_trainable = new[: len(tv_vars)], new[len(tv_vars):]
-    if ok is not None:
-        trainable, non_trainable, optimizer_values = (
-            [jnp.where(ok, n, o) for n, o in zip(new_part, old_part)]
-            for new_part, old_part in zip((trainable, non_trainable, optimizer_values), old)
-        )
+    if ok is None:
+        new_state = apply(grads, trainable, non_trainable, optimizer_values)
+    else:
+        # Only the taken branch runs, so a guarded finite step costs what an unguarded
+        # one does (element-wise `where(ok, new, old)` over every variable and optimizer
+        # slot cost ~30 % of a digits step on CPU).
+        new_state = jax.lax.cond(ok, apply, _unchanged, grads, trainable, non_trainable,
+                                 optimizer_values, list(old_non_trainable))
+    trainable, non_trainable, optimizer_values = new_state
     results, metric_values = _stateless(
         model.metrics_variables, metric_values,
         lambda: model._update_trackers(logs, ok),
