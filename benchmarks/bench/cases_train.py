@@ -115,13 +115,20 @@ def run_fit(case, quick, epochs):
             "backend": keras.backend.backend()}
 
 
-def run_hand_loop(quick, epochs):
-    """The digits model trained by a minimal ``jax.jit`` loop with Adam by hand."""
+def run_hand_loop(quick, epochs, rounds=4):
+    """The digits model trained by ``model.fit`` and by a minimal ``jax.jit`` loop with
+    Adam by hand, alternately: ``rounds`` × (``epochs`` fit epochs, ``epochs`` hand epochs)."""
     import jax
     import jax.numpy as jnp
     import keras
 
+    from ldm_keras import recipes
+
     from .measure import summarize
+
+    fit_model, x, batch = digits_model(quick)
+    fit_model.compile(optimizer=recipes.default_optimizer("simclr", DIGITS["lr"]))
+    timer = _EpochTimer()
 
     model, x, batch = digits_model(quick)
     model.build(tuple((None,) + x.shape[1:]))
@@ -148,25 +155,42 @@ def run_hand_loop(quick, epochs):
         return tv, ntv, m, v, t, loss
 
     step = jax.jit(step, donate_argnums=(0, 1, 2, 3))
-    tv = [jnp.array(w.value) for w in tv_vars]
-    ntv = [jnp.array(w.value) for w in nt_vars]
-    m = [jnp.zeros_like(w) for w in tv]
-    v = [jnp.zeros_like(w) for w in tv]
-    t = jnp.zeros((), "float32")
+    state = {"tv": [jnp.array(w.value) for w in tv_vars],
+             "ntv": [jnp.array(w.value) for w in nt_vars]}
+    state["m"] = [jnp.zeros_like(w) for w in state["tv"]]
+    state["v"] = [jnp.zeros_like(w) for w in state["tv"]]
+    state["t"] = jnp.zeros((), "float32")
     rng = np.random.default_rng(0)
-    times, losses = [], []
-    for _ in range(1 + epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), batch):
-            tv, ntv, m, v, t, loss = step(tv, ntv, m, v, t, x[order[i:i + batch]])
-        loss = float(loss)  # wait for the last step
-        times.append(time.perf_counter() - t0)
-        losses.append(loss)
-    epoch_times = summarize(times[1:])
-    return {"ours": {"time": epoch_times}, "samples_per_epoch": int(len(x)),
-            "batch_size": batch, "samples_per_second": len(x) / epoch_times["median"],
-            "final_loss": losses[-1], "loss_finite": all(math.isfinite(v) for v in losses)}
+    hand_times, losses = [], []
+
+    def hand_epochs(n):
+        for _ in range(n):
+            t0 = time.perf_counter()
+            order = rng.permutation(len(x))
+            tv, ntv, m, v, t = (state[k] for k in ("tv", "ntv", "m", "v", "t"))
+            for i in range(0, len(x), batch):
+                tv, ntv, m, v, t, loss = step(tv, ntv, m, v, t, x[order[i:i + batch]])
+            loss = float(loss)  # wait for the last step
+            hand_times.append(time.perf_counter() - t0)
+            losses.append(loss)
+            state.update(tv=tv, ntv=ntv, m=m, v=v, t=t)
+
+    def fit_epochs(n):
+        fit_model.fit(x, epochs=n, batch_size=batch, shuffle=True, verbose=0,
+                      callbacks=[timer.callback])
+
+    fit_epochs(1)                       # compilation (both batch shapes)
+    hand_epochs(1)
+    del timer.times[:], hand_times[:]
+    for _ in range(1 if quick else rounds):
+        fit_epochs(epochs)
+        hand_epochs(epochs)
+    return {"ours": {"time": summarize(hand_times)}, "fit": {"time": summarize(timer.times)},
+            "samples_per_epoch": int(len(x)), "batch_size": batch,
+            "samples_per_second": len(x) / summarize(hand_times)["median"],
+            "final_loss": losses[-1], "loss_finite": all(math.isfinite(v) for v in losses),
+            "alternation": f"{1 if quick else rounds} rounds of {epochs} fit epochs then "
+                           f"{epochs} hand-loop epochs"}
 
 
 def run(case, quick, epochs):

@@ -117,23 +117,37 @@ def environment():
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
-def time_interleaved(runners, repeats, warmup=1, budget=None):
-    """Like :func:`time_calls` for several callables, alternating them call by call.
+def time_interleaved(runners, repeats, warmup=1, budget=None, max_calls=10):
+    """Like :func:`time_calls` for several callables, alternating them round by round.
 
-    On a shared machine the load drifts; alternating ``A, B, A, B, ...`` exposes every
-    implementation to the same drift, so their ratio is steadier than when each is timed
-    in its own block. ``budget`` bounds the total timed seconds (at least two rounds).
+    On a shared machine the load drifts; alternating exposes every implementation to the
+    same drift, so their ratio is steadier than when each is timed in its own block.
+    Within a round a fast callable is called several times in a row (each call timed
+    separately), as many as fit in the warm-up time of the slowest one, up to
+    ``max_calls``: a 10 ms call right after a 2 s memory-bound one finds the caches
+    (and the frameworks' worker threads) cold and measured 2-4x its steady time, a cost
+    of the neighbour rather than of the call. ``budget`` bounds the total timed seconds
+    (at least two rounds).
     """
-    for fn in runners.values():
+    warm = {}
+    for name, fn in runners.items():
         for _ in range(warmup):
             fn()
+        t0 = time.perf_counter()  # one more untimed call, compiled: its steady time
+        fn()
+        warm[name] = time.perf_counter() - t0
+    slowest = max(warm.values(), default=0.0)
+    calls = {name: max(1, min(max_calls, int(slowest / max(warm.get(name, slowest), 1e-9))))
+             for name in runners}
     times = {name: [] for name in runners}
     start = time.perf_counter()
     for i in range(repeats):
         for name, fn in runners.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(calls[name]):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
         if budget is not None and i >= 1 and time.perf_counter() - start > budget:
             break
-    return {name: summarize(ts) for name, ts in times.items()}
+    return {name: {**summarize(ts), "calls_per_round": calls[name]}
+            for name, ts in times.items()}
