@@ -12,7 +12,7 @@ Methods:
                       variance, i.e. MSE), explicit k-NN entropy (k = 3) on latents pooled
                       over batch × time, no stop-gradient; the NLL skips the first
                       ``--skip-first`` steps of each window (default 1: ``z_1`` is predicted
-                      from a constant input, see ``_skip_first_class``);
+                      from a constant input; ``PredictiveLDM(skip_first=...)`` explains why);
   (ii)  ``kalman``    PredictiveLDM + KalmanFilter (state = dim), stop-gradient (reference
                       KalmanSSL setting, lr multipliers 100/10/0.03);
   (iii) ``noentropy`` as (i) with entropy weight 0 and no stop-gradient (collapse-prone);
@@ -62,37 +62,10 @@ def frame_encoder(obs_dim, latent_dim, width=64, seed=0):
     ])
 
 
-def _skip_first_class():
-    """PredictiveLDM whose alignment term skips the first ``skip`` steps of each window.
-
-    The recurrent predictor predicts ``z_1`` from a constant input, so with a constant
-    (unit) variance head the first step adds ``½‖z_1 - c‖²`` to the loss: a Gaussian
-    prior on the *marginal* of the latents that fights the entropy term and rewards a
-    non-affine (Gaussianising) warping. Identifiability (LDM_SPEC §7) concerns the
-    transition density ``p(z_t | z_{t-1})``, so the study averages the NLL over
-    ``t > skip`` only.
-    """
-    from keras import ops
-
-    import ldm_keras as ldm
-
-    class SkipFirstPredictiveLDM(ldm.models.PredictiveLDM):
-        skip = 1
-
-        def compute_ldm_loss(self, x, training=False):
-            z, out = self._forward(x, training)
-            alignment = -ops.mean(out["nll"][:, self.skip:])
-            pooled = ops.reshape(ops.cast(z, "float32"), (-1, z.shape[-1]))
-            ent = self.entropy(pooled)
-            loss = -(alignment + self.entropy_weight * ent)
-            return {"loss": loss, "alignment": alignment, "entropy": ent}
-
-    return SkipFirstPredictiveLDM
-
-
 def build_ldm(method, obs_dim, dim, seed=0, variance="softplus", skip_first=0,
               entropy_weight=1.0, width=64, units=32, k=3):
-    """The PredictiveLDM of methods (i)–(iii) (``skip_first``: see ``_skip_first_class``)."""
+    """The PredictiveLDM of methods (i)–(iii) (``skip_first``: steps at the start of each
+    window left out of the NLL, see :class:`~ldm_keras.models.PredictiveLDM`)."""
     import ldm_keras as ldm
     from ldm_keras.predictors import KalmanCell, KalmanFilter, RecurrentPredictor
 
@@ -102,13 +75,10 @@ def build_ldm(method, obs_dim, dim, seed=0, variance="softplus", skip_first=0,
             encoder, KalmanFilter(KalmanCell(state_dim=dim, seed=seed)), entropy=None)
     predictor = RecurrentPredictor(units=units, cell="gru", hidden_units=(units,),
                                    variance=variance, stop_gradient_targets=False)
-    cls = ldm.models.PredictiveLDM
-    if skip_first:
-        cls = _skip_first_class()
-        cls.skip = int(skip_first)
-    return cls(encoder, predictor, entropy=ldm.entropy.KNNEntropy(k=k),
-               entropy_weight=0.0 if method == "noentropy" else entropy_weight,
-               lr_multipliers=None)
+    return ldm.models.PredictiveLDM(
+        encoder, predictor, entropy=ldm.entropy.KNNEntropy(k=k),
+        entropy_weight=0.0 if method == "noentropy" else entropy_weight,
+        lr_multipliers=None, skip_first=int(skip_first))
 
 
 def raw_readout_r2(preset, readout_frames=20000, seed=0):

@@ -1,4 +1,6 @@
-"""PredictiveLDM: few-step training with each predictor and uniformity choice."""
+"""PredictiveLDM: few-step training with each predictor and uniformity choice; skip_first."""
+
+import re
 
 import keras
 import numpy as np
@@ -103,3 +105,74 @@ def test_inconsistent_uniformity_is_an_error():
     with pytest.raises(ValueError, match="stop_gradient_targets=False"):
         ldm.models.PredictiveLDM(mlp(100, [16], 2), _predictor("recurrent", True),
                                  entropy=ldm.entropy.KNNEntropy())
+
+
+def _skip_model(kind, skip_first):
+    keras.utils.set_random_seed(0)
+    sg = kind == "kalman"
+    return ldm.models.PredictiveLDM(
+        mlp(100, [16], 2, batch_norm=False), _predictor(kind, sg),
+        entropy=None if sg else ldm.entropy.KNNEntropy(k=3), skip_first=skip_first)
+
+
+@pytest.mark.parametrize("kind", ["kalman", "recurrent"])
+@pytest.mark.parametrize("skip_first", [1, 3])
+def test_skip_first_averages_the_nll_over_the_later_steps(kind, skip_first):
+    frames, _ = _frames(8, 6)
+    model = _skip_model(kind, skip_first)
+    nll = to_numpy(model(frames)["nll"]).astype("float64")  # (B, T) per-step NLL
+    assert nll.shape == (8, 6)
+    x = keras.ops.convert_to_tensor(frames)
+    logs = {k: float(to_numpy(v)) for k, v in model.compute_ldm_loss(x).items()}
+    expected = nll[:, skip_first:].mean()
+    np.testing.assert_allclose(-logs["alignment"], expected, rtol=1e-5, atol=1e-6)
+    # The first steps really are left out (their NLL differs from the later steps')...
+    assert not np.isclose(expected, nll.mean(), rtol=1e-4)
+    # ... and the loss is built from that alignment and the entropy of every step.
+    np.testing.assert_allclose(logs["loss"], -(logs["alignment"] + logs["entropy"]),
+                               rtol=1e-5, atol=1e-6)
+    # skip_first=0 (the default) is the plain mean over all steps.
+    full = ldm.models.PredictiveLDM.from_config({**model.get_config(), "skip_first": 0})
+    full.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        -float(to_numpy(full.compute_ldm_loss(x)["alignment"])),
+        to_numpy(full(frames)["nll"]).astype("float64").mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_skip_first_config_round_trip_and_saving(tmp_path):
+    frames, _ = _frames(8, 6)
+    model = _skip_model("recurrent", 2)
+    x = keras.ops.convert_to_tensor(frames)
+    model(x)
+    assert model.get_config()["skip_first"] == 2
+    again = ldm.models.PredictiveLDM.from_config(model.get_config())
+    assert again.skip_first == 2
+    assert ldm.models.PredictiveLDM(mlp(100, [16], 2), _predictor("kalman", True)
+                                    ).get_config()["skip_first"] == 0
+    path = str(tmp_path / "skip.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.skip_first == 2
+    np.testing.assert_allclose(
+        float(to_numpy(loaded.compute_ldm_loss(x)["alignment"])),
+        float(to_numpy(model.compute_ldm_loss(x)["alignment"])), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1", True])
+def test_skip_first_must_be_a_non_negative_integer(bad):
+    with pytest.raises(ValueError, match=rf"`skip_first` must be an integer >= 0; "
+                                         rf"received {re.escape(repr(bad))}"):
+        ldm.models.PredictiveLDM(mlp(100, [16], 2), _predictor("kalman", True),
+                                 skip_first=bad)
+
+
+def test_skip_first_must_leave_a_step():
+    frames, _ = _frames(8, 4)
+    model = _skip_model("kalman", 4)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"skip_first=4 for sequences of T=4 steps"):
+        model.fit(frames, epochs=1, batch_size=8, verbose=0)
+    assert model.predict(frames, verbose=0)["latents"].shape == (8, 4, 2)  # inference is fine
+    ok = _skip_model("kalman", 3)  # T - 1: only the last step is scored
+    ok.compile(optimizer="adam")
+    assert np.isfinite(ok.fit(frames, epochs=1, batch_size=8, verbose=0).history["loss"][0])

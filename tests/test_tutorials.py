@@ -40,6 +40,10 @@ TUTORIALS = {
         ["position_r2", "coverage95", "rotation_per_step", "spectral_radius",
          "rollout_rmse_10_steps", "jump_detection_auc", "variance_ratio_after_jump"],
         ["03_frames.png", "03_latents_and_predictions.png", "03_rollout.png", "03_jumps.png"]),
+    "04_identifiability.py": (
+        ["r2_raw_observations", "r2_predictive_ldm", "r2_no_entropy", "r2_autoencoder",
+         "latent_std_no_entropy", "r2_predictive_ldm_seed_mean"],
+        ["04_data.png", "04_latents.png", "04_r2.png"]),
     "05_ica.py": (
         ["images_amari_linearica", "images_amari_linearica_logistic", "images_amari_fastica",
          "ou_amari_linearica_temporal", "ou_amari_fastica"],

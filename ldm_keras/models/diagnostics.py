@@ -77,7 +77,7 @@ def gradient_cosines(model, x, entropy=None, entropy_weight=1.0):
                 _, out = model._forward(x, training=False)
             finally:
                 owner.stop_gradient_targets = previous
-            return keras.ops.mean(out["nll"])
+            return model.mean_nll(out["nll"])
         return fn
 
     def entropy_loss():

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from .._serialization import register
-from .._validation import check_positive
+from .._validation import check_int, check_positive
 from ..entropy.base import EntropyEstimator
 from ..predictors.kalman import KalmanFilter
 from ..predictors.recurrent import RecurrentPredictor
@@ -85,6 +85,23 @@ class PredictiveLDM(LDMModel):
     the dynamics (100×), innovation network (10×) and observation-noise network
     (0.03×) follow the reference by default (``lr_multipliers`` changes them).
 
+    **Skipping the first steps** (``skip_first = k``). The alignment term can average
+    the NLL over the steps after the first ``k`` of each window only,
+
+    .. math::
+
+        F = \\frac{1}{T - k} \\sum_{t = k + 1}^{T} \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})]
+            + λ\\,\\hat H[z],
+
+    while the entropy still uses the latents of every step. The first step has no past:
+    a :class:`~ldm_keras.predictors.RecurrentPredictor` predicts ``z_1`` from a constant
+    input, so with a constant (unit) variance its NLL is ``½‖z_1 - c‖²`` — a Gaussian
+    prior on the *marginal* of the latents, which fights the entropy term and rewards a
+    non-affine, Gaussianising warping of the state. The identifiability argument
+    (LDM_SPEC §7) concerns the transition density ``p(z_t | z_{t-1})`` only, so
+    ``skip_first=1`` is the right setting for it (``benchmarks/identifiability.py``,
+    ``tutorials/04_identifiability.py``). The default ``0`` keeps every step.
+
     ``model(x)`` / ``model.predict(x)`` return a dict: ``latents`` (B, T, L),
     ``prediction`` (B, T, L) and, for the Kalman filter, ``prediction_cov`` (the
     predictive covariance ``S_t``), ``state_mean`` and ``state_cov`` (the filtered
@@ -99,6 +116,10 @@ class PredictiveLDM(LDMModel):
             cell with ``observation_noise="input"`` (heteroscedastic noise).
         clamp_radius: spectral-radius bound of the Kalman transition, or ``None``.
         lr_multipliers: per-group learning-rate multipliers (see above).
+        skip_first: number of steps at the start of each window left out of the
+            alignment NLL (see above); an integer ``>= 0``, smaller than the number of
+            time steps of the training sequences (else the loss raises a ``ValueError``;
+            ``predict`` and ``encode`` take sequences of any length).
 
     Example:
         >>> from ldm_keras.predictors import KalmanCell, KalmanFilter
@@ -110,7 +131,8 @@ class PredictiveLDM(LDMModel):
     """
 
     def __init__(self, encoder, predictor, entropy=None, entropy_weight=1.0,
-                 noise_encoder=None, clamp_radius=1.02, lr_multipliers="default", **kwargs):
+                 noise_encoder=None, clamp_radius=1.02, lr_multipliers="default",
+                 skip_first=0, **kwargs):
         if lr_multipliers == "default":
             lr_multipliers = dict(DEFAULT_LR_MULTIPLIERS)
         super().__init__(lr_multipliers=lr_multipliers, **kwargs)
@@ -121,6 +143,7 @@ class PredictiveLDM(LDMModel):
         self.entropy_weight = check_positive(entropy_weight, "entropy_weight", allow_zero=True)
         self.clamp_radius = None if clamp_radius is None else check_positive(
             clamp_radius, "clamp_radius")
+        self.skip_first = check_int(skip_first, "skip_first", minimum=0)
         if not isinstance(self.predictor, (KalmanFilter, RecurrentPredictor)):
             raise ValueError(
                 "`predictor` must be a KalmanFilter or a RecurrentPredictor; received "
@@ -204,9 +227,30 @@ class PredictiveLDM(LDMModel):
         z, out = self._forward(x, training)
         return {"latents": ops.cast(z, "float32"), **out}
 
+    def _check_skip_first(self, steps):
+        if isinstance(steps, int) and self.skip_first >= steps:
+            raise ValueError(
+                f"`skip_first` must be smaller than the number of time steps: received "
+                f"skip_first={self.skip_first} for sequences of T={steps} steps, which "
+                f"leaves no step for the alignment NLL.")
+
+    def fit(self, x=None, *args, **kwargs):
+        """``LDMModel.fit``; arrays whose windows are too short for ``skip_first`` are
+        refused before training (other inputs: at the first step)."""
+        shape = getattr(x, "shape", None)
+        if shape is not None and len(shape) >= 2:
+            self._check_skip_first(shape[1])
+        return super().fit(x, *args, **kwargs)
+
+    def mean_nll(self, nll):
+        """The per-step NLL ``(B, T)`` averaged over the batch and the steps
+        ``t > skip_first`` of each window (the negative alignment term)."""
+        self._check_skip_first(nll.shape[1])
+        return ops.mean(nll[:, self.skip_first:] if self.skip_first else nll)
+
     def compute_ldm_loss(self, x, training=False):
         z, out = self._forward(x, training)
-        alignment = -ops.mean(out["nll"])
+        alignment = -self.mean_nll(out["nll"])
         if self.entropy is None:
             ent = ops.zeros((), "float32")
         else:
@@ -242,4 +286,5 @@ class PredictiveLDM(LDMModel):
             "entropy_weight": self.entropy_weight,
             "noise_encoder": _serialize(self.noise_encoder),
             "clamp_radius": self.clamp_radius,
+            "skip_first": self.skip_first,
         }
