@@ -8,8 +8,10 @@ over the cell; ``return_covariances=False``, ``check_finite=False``), loss
 Baseline (the reference release's algorithm): a Python loop over time steps in eager
 PyTorch, the same model and loss (stop-gradient targets, Joseph-form update) but with
 ``torch.inverse(S_t)`` for the gain and the quadratic form and ``torch.logdet``. It runs
-in the PyTorch worker (``OMP_NUM_THREADS=1``) and every backend's "ours" is compared with
-it (so the Kalman ratios compare across frameworks, on the same machine and run).
+in the same worker process as ours, alternated with it (on JAX/TensorFlow PyTorch is
+imported directly, with one intra-op thread as in the PyTorch worker's
+``OMP_NUM_THREADS=1``); without PyTorch installed the report falls back to the PyTorch
+worker's baseline.
 """
 
 import math
@@ -134,8 +136,16 @@ def reference_loss(z, p, torch):
     return total
 
 
+def _torch_single_thread():
+    """PyTorch for the eager baseline, one intra-op thread (as in the PyTorch worker)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
+
+
 def baseline_runner(case, be):
-    torch = be.torch
+    torch = be.torch if be.name == "torch" else _torch_single_thread()
     z = torch.from_numpy(inputs(case))
     p = {k: torch.tensor(v, requires_grad=True) for k, v in params(case["S"]).items()}
 
@@ -147,10 +157,20 @@ def baseline_runner(case, be):
     return g
 
 
+def _have_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run(case, be, mode, repeats, budget):
     out, runners = {}, {}
     impls = {"ours": ours_runner}
-    if be.name == "torch":
+    if be.name == "torch" or _have_torch():
+        # On JAX/TensorFlow the eager PyTorch loop runs in this process too (PyTorch
+        # imported directly, one thread), alternated with ours like every other case.
         impls["baseline"] = baseline_runner
     for name, make in impls.items():
         if be.name == "torch" and name == "ours" and case["T"] > TORCH_OURS_MAX_T:

@@ -88,7 +88,8 @@ def merge(workers, meta):
                                                    "fraction_low", "fraction_high")})
             elif section == "kalman":
                 row["ours"] = c.get("ours")
-                base = torch_kalman.get(cid)
+                # the baseline alternated with ours in this worker; else the PyTorch worker's
+                base = c.get("baseline") or torch_kalman.get(cid)
                 row["baseline"] = base
                 row["speedup"] = ratio((base or {}).get("time"),
                                        (c.get("ours") or {}).get("time"))
@@ -113,8 +114,14 @@ def merge(workers, meta):
     merged = {"meta": meta, **rows}
     merged["targets"] = targets(merged)
     merged["workers"] = [{k: v for k, v in w.items() if k != "cases"} for w in workers]
-    merged["raw"] = {f"{w['backend']}/{w['mode']}/{'+'.join(w['sections'])}": w.get("cases", {})
-                     for w in workers}
+    merged["raw"] = {}
+    for w in workers:  # a worker re-run for missing cases (merged runs) gets its own key
+        key = base = f"{w['backend']}/{w['mode']}/{'+'.join(w['sections'])}"
+        n = 1
+        while key in merged["raw"]:
+            n += 1
+            key = f"{base}#{n}"
+        merged["raw"][key] = w.get("cases", {})
     return merged
 
 
@@ -245,8 +252,8 @@ def markdown(m, analysis=None):
         "Ours: `KalmanFilter(KalmanCell(S, L=S))` in `keras.layers.RNN`, loss Σ_t mean_b nll, "
         "gradient w.r.t. inputs and weights, compiled as `fit` would. Baseline: the "
         "reference algorithm, an eager PyTorch per-step loop with `torch.inverse` "
-        "(`OMP_NUM_THREADS=1`), measured in the PyTorch worker; every backend is compared "
-        "with it. Our filter on PyTorch is itself an eager loop (no compilation); large "
+        "(one intra-op thread), timed alternately with ours in the same worker process "
+        "(on JAX/TensorFlow PyTorch is imported directly for it). Our filter on PyTorch is itself an eager loop (no compilation); large "
         "sizes are skipped there to stay in budget.",
         "",
         "| backend | B | T | S | ours ms | eager torch loop ms | speed-up |",
