@@ -114,3 +114,47 @@ def _numpy_kalman_loss(z, p):
             total += (0.5 * e @ np.linalg.solve(sm, e)
                       + 0.5 * np.linalg.slogdet(sm)[1]) / bsz
     return total
+
+
+def test_interleaved_timing_repeats_the_faster_call():
+    """A fast callable is called several times per round, the slow one once; both timed."""
+    import time
+
+    calls = {"slow": 0, "fast": 0}
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.06)
+
+    def fast():
+        calls["fast"] += 1
+        time.sleep(0.002)
+
+    out = measure.time_interleaved({"slow": slow, "fast": fast}, repeats=3)
+    assert out["slow"]["calls_per_round"] == 1
+    assert 2 <= out["fast"]["calls_per_round"] <= 10
+    assert out["slow"]["n"] == 3 and out["fast"]["n"] == 3 * out["fast"]["calls_per_round"]
+    # warm-up and the steady-time probe are not timed
+    assert calls["slow"] == 3 + 2 and calls["fast"] == out["fast"]["n"] + 2
+    assert out["fast"]["median"] < out["slow"]["median"] / 3
+
+
+def test_merge_uses_the_in_process_kalman_baseline_and_keeps_repeated_workers():
+    from bench import report
+
+    def summary(t):
+        return {"time": measure.summarize([t, t, t])}
+
+    case = {"id": "kalman/B32_T100_S2", "section": "kalman", "B": 32, "T": 100, "S": 2}
+    jax_w = {"backend": "jax", "mode": "time", "sections": ["kalman", "train"],
+             "cases": {case["id"]: {"case": case, "ours": summary(0.01),
+                                    "baseline": summary(0.2)}}}
+    torch_w = {"backend": "torch", "mode": "time", "sections": ["kalman", "train"],
+               "cases": {case["id"]: {"case": case, "ours": summary(0.5),
+                                      "baseline": summary(0.3)}}}
+    again = {**jax_w, "cases": {}}
+    merged = report.merge([jax_w, torch_w, again], {"command": "test"})
+    jax_row = [r for r in merged["kalman"] if r["backend"] == "jax"][0]
+    assert jax_row["speedup"]["median"] == pytest.approx(20.0)   # 0.2 / 0.01, same worker
+    assert set(merged["raw"]) == {"jax/time/kalman+train", "torch/time/kalman+train",
+                                  "jax/time/kalman+train#2"}
