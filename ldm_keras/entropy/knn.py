@@ -38,10 +38,10 @@ def _kth_neighbour_sq_torch(z, k):
     """PyTorch: squared distance from each row of ``z`` to its ``k``-th nearest other row.
 
     ``torch.cdist`` (matrix-product form for large batches, one fused backward) and
-    ``topk``; the diagonal is excluded by adding a large value in place on a detached
-    mask-free copy (``index_put``), so no ``N × N`` identity is built. This is ~1.5-2×
-    faster in eager PyTorch than the backend-agnostic path (eight ``N × N`` element-wise
-    passes each way), with the same values and gradients up to float rounding.
+    ``topk``; the diagonal is excluded by adding a large value at the diagonal indices
+    (``index_put``, out of place), so no ``N × N`` identity is built. In eager PyTorch
+    this measured 1.26-1.39× faster than the backend-agnostic path (value + gradient,
+    N = 256-1024, one thread), with the same values and gradients up to float rounding.
     """
     import torch
 
