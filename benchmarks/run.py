@@ -116,14 +116,7 @@ def merge_runs(paths, out_dir):
         with open(path) as f:
             run = json.load(f)
         metas.append(run["meta"])
-        seen = set()
-        for w in run["workers"]:  # keys as report.merge made them (repeats get #2, #3, …)
-            key = base = f"{w['backend']}/{w['mode']}/{'+'.join(w['sections'])}"
-            n = 1
-            while key in seen:
-                n += 1
-                key = f"{base}#{n}"
-            seen.add(key)
+        for key, w in zip(report.worker_keys(run["workers"]), run["workers"]):
             workers.append({**w, "cases": run["raw"].get(key, {})})
     meta = dict(metas[0])
     meta.update({

@@ -43,6 +43,20 @@ def _median(entry):
     return t["median"] if t else None
 
 
+def worker_keys(workers):
+    """``backend/mode/sections`` per worker; a repeated one (a worker re-run for missing
+    cases, in merged runs) gets ``#2``, ``#3``, … in order."""
+    keys = []
+    for w in workers:
+        key = base = f"{w['backend']}/{w['mode']}/{'+'.join(w['sections'])}"
+        n = 1
+        while key in keys:
+            n += 1
+            key = f"{base}#{n}"
+        keys.append(key)
+    return keys
+
+
 def merge(workers, meta):
     """One dict: meta, per-section rows with ratios, targets, and the raw worker output."""
     time_w = [w for w in workers if w.get("mode") == "time"]
@@ -114,14 +128,7 @@ def merge(workers, meta):
     merged = {"meta": meta, **rows}
     merged["targets"] = targets(merged)
     merged["workers"] = [{k: v for k, v in w.items() if k != "cases"} for w in workers]
-    merged["raw"] = {}
-    for w in workers:  # a worker re-run for missing cases (merged runs) gets its own key
-        key = base = f"{w['backend']}/{w['mode']}/{'+'.join(w['sections'])}"
-        n = 1
-        while key in merged["raw"]:
-            n += 1
-            key = f"{base}#{n}"
-        merged["raw"][key] = w.get("cases", {})
+    merged["raw"] = {key: w.get("cases", {}) for key, w in zip(worker_keys(workers), workers)}
     return merged
 
 
