@@ -17,11 +17,14 @@ choose_backend()  # before Keras is imported: see ldm_keras/_backend.py
 
 from . import (  # noqa: E402,F401
     augment,
+    callbacks,
     data,
     entropy,
     evaluation,
     models,
     objectives,
+    optimizers,
+    plots,
     predictors,
     priors,
     recipes,
