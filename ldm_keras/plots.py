@@ -223,6 +223,9 @@ def ldm_curves(history, keys=None, path=None, ncols=3, title=None, dpi=120):
             yv = np.asarray(h["val_" + key], dtype="float64")
             ax.plot(np.arange(1, len(yv) + 1), yv, linestyle="--", label="val_" + key)
             ax.legend(fontsize="small")
+        if key == "collapsed":                      # a 0/1 flag
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_yticks([0, 1])
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
