@@ -199,6 +199,28 @@ def test_monitor_flags_the_no_entropy_predictive_model_and_not_the_default():
     assert 0.0 <= hist["probe_acc"][-1] <= 1.0 and len(hist["knn_acc"]) == 6
 
 
+@pytest.mark.parametrize("name, settings", [
+    ("cpc", dict(context_units=8, prediction_steps=2)),
+    ("jepa", dict(units=8, hidden_units=(8,))),
+])
+def test_callbacks_in_fit_of_the_other_sequence_models(name, settings):
+    data = dot_motion.generate("circular", num_sequences=16, length=8, seed=3)
+    labels = (data.positions[:, 0, 0] > 0).astype(int)
+    keras.utils.set_random_seed(0)
+    model = ldm.recipes.build(name, mlp(100, [16], 4, batch_norm=False), **settings)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    monitor = RepresentationMonitor(data.frames[:8], every=1)
+    knn = KNNMonitor(data.frames[:8], labels[:8], data.frames[8:], labels[8:], k=3)
+    hist = model.fit(data.frames, epochs=2, batch_size=8, verbose=0,
+                     callbacks=[monitor, knn]).history
+    for key in ("rep_rank", "rep_spread", "rep_alignment", "knn_acc", "collapsed"):
+        assert len(hist[key]) == 2 and np.all(np.isfinite(hist[key])), key
+    z = keras.ops.convert_to_numpy(model.encode(data.frames[:8])).reshape(-1, 4)
+    np.testing.assert_allclose(hist["rep_rank"][-1], ldm.evaluation.effective_rank(z),
+                               rtol=1e-5)
+    assert len([r for r in monitor.records if r["epoch"] is None]) == 4   # every step
+
+
 # -- features of every model kind; bad input ---------------------------------------------------
 
 
