@@ -47,7 +47,9 @@ def test_softmax_regression_matches_scikit_learn(rng):
 
 def test_online_probe_matches_the_offline_probe_on_the_same_split():
     """Final probe_acc vs linear_probe (scikit-learn) on the same labelled split (10 per
-    class of the training images) and validation split (the 540 test images)."""
+    class of the training images) and validation split (the 540 test images). Measured
+    after 10 epochs: online 0.924 / 0.928 / 0.924, offline 0.920 / 0.928 / 0.924
+    (JAX / TensorFlow / PyTorch)."""
     run = digits_runs.simclr_run(0)
     d = digits_runs.digits()
     hist, probe = run["history"], run["probe"]
