@@ -146,6 +146,14 @@ def test_default_exclusions_cover_biases_and_normalisation():
         assert by_name.uses_weight_decay(v) is (v.name != "bias"), v.path
         assert by_name.uses_layer_adaptation(v), v.path
     assert not LARS(weight_decay=0.0).uses_weight_decay(model.trainable_variables[0])
+    # Keras' own hook: excluded from the decay, still adapted
+    hooked = LARS(weight_decay=1e-4)
+    dense_kernel = model.layers[-1].kernel
+    hooked.exclude_from_weight_decay(var_list=[model.layers[0].kernel], var_names=["dense"])
+    assert not hooked.uses_weight_decay(dense_kernel)
+    assert not hooked.uses_weight_decay(model.layers[0].kernel)
+    assert hooked.uses_layer_adaptation(dense_kernel)
+    assert hooked.uses_layer_adaptation(model.layers[0].kernel)
 
 
 def test_lars_saves_and_reloads_under_safe_mode(tmp_path):

@@ -125,6 +125,8 @@ class LARS(keras.optimizers.Optimizer):
         """True when ``variable`` gets the weight decay ``λ`` (see the exclusions)."""
         if not self.weight_decay or self._excluded_1d(variable):
             return False
+        if id(variable) in getattr(self, "_wd_excluded_ids", ()):
+            return False
         return not _matches(variable, self._wd_patterns)
 
     def uses_layer_adaptation(self, variable):
@@ -133,6 +135,27 @@ class LARS(keras.optimizers.Optimizer):
             return False
         patterns = self._wd_patterns if self._adapt_patterns is None else self._adapt_patterns
         return not _matches(variable, patterns)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Keras' hook, honoured by LARS: exclude ``var_list`` (variables) and
+        ``var_names`` (regexes, added to ``exclude_from_weight_decay``) from the weight
+        decay only (their layer adaptation is unchanged). Call it before the optimizer is
+        built.
+
+        Example:
+            >>> opt = LARS(0.3, weight_decay=1e-6)
+            >>> opt.exclude_from_weight_decay(var_names=["embedding"])
+        """
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` must be called before the "
+                             "optimizer is built (before the first training step).")
+        if var_names:
+            added = _patterns(var_names, "var_names")
+            if self._adapt_patterns is None:   # adaptation keeps the patterns it had
+                self._adapt_patterns = tuple(self._wd_patterns or ())
+            self._wd_patterns = tuple(self._wd_patterns or ()) + added
+        self._wd_excluded_ids = set(getattr(self, "_wd_excluded_ids", set())) | {
+            id(v) for v in (var_list or [])}
 
     # -- Keras optimizer protocol ----------------------------------------------------------
     def build(self, variables):
