@@ -3,19 +3,11 @@
 import keras
 from keras import ops
 
-from .._serialization import register
+from .._serialization import deserialize, register, serialize
 from .._validation import check_positive
 from ..objectives import LDMObjective
 from . import _steps
 from .base import LDMModel
-
-
-def _deserialize(obj):
-    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
 
 
 def clone_frozen(layer, role="EMA target network"):
@@ -81,21 +73,21 @@ class MultiViewLDM(LDMModel):
                  projector=None, predictor=None, views=None, ema_momentum=None,
                  **kwargs):
         super().__init__(**kwargs)
-        objective = _deserialize(objective)
+        objective = deserialize(objective)
         if objective is None:
             if prior is None:
                 raise ValueError("MultiViewLDM needs an `objective` or a `prior` (+ `entropy`).")
-            objective = LDMObjective(prior=_deserialize(prior), entropy=_deserialize(entropy),
+            objective = LDMObjective(prior=deserialize(prior), entropy=deserialize(entropy),
                                      entropy_weight=entropy_weight, mode=mode,
                                      stop_gradient=stop_gradient)
         elif prior is not None or entropy is not None:
             raise ValueError("Give either `objective` or `prior`/`entropy`, not both.")
         if not isinstance(objective, LDMObjective):
             raise ValueError(f"`objective` must be an LDMObjective; received {objective!r}.")
-        self.encoder = _deserialize(encoder)
-        self.projector = _deserialize(projector)
-        self.predictor = _deserialize(predictor)
-        self.views = _deserialize(views)
+        self.encoder = deserialize(encoder)
+        self.projector = deserialize(projector)
+        self.predictor = deserialize(predictor)
+        self.views = deserialize(views)
         self.objective = objective
         if ema_momentum is not None:
             m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
@@ -232,11 +224,11 @@ class MultiViewLDM(LDMModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "encoder": _serialize(self.encoder),
-            "objective": _serialize(self.objective),
-            "projector": _serialize(self.projector),
-            "predictor": _serialize(self.predictor),
-            "views": _serialize(self.views) if isinstance(self.views, keras.layers.Layer)
+            "encoder": serialize(self.encoder),
+            "objective": serialize(self.objective),
+            "projector": serialize(self.projector),
+            "predictor": serialize(self.predictor),
+            "views": serialize(self.views) if isinstance(self.views, keras.layers.Layer)
             else None,
             "ema_momentum": self.ema_momentum,
         }

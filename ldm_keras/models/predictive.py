@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
+from .._serialization import deserialize as _deserialize
 from .._serialization import register
+from .._serialization import serialize as _serialize
 from .._validation import check_int, check_positive
 from ..entropy.base import EntropyEstimator
 from ..predictors.kalman import KalmanFilter
@@ -12,14 +14,6 @@ from .base import LDMModel
 
 #: Learning-rate multipliers of the reference KalmanSSL runs (LDM_SPEC §4).
 DEFAULT_LR_MULTIPLIERS = {"dynamics": 100.0, "noise_network": 10.0, "observation_noise": 0.03}
-
-
-def _deserialize(obj):
-    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
 
 
 def check_sequences(model, shape, min_steps=2):

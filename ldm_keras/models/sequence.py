@@ -11,7 +11,7 @@
 import keras
 from keras import ops
 
-from .._serialization import register
+from .._serialization import deserialize, register, serialize
 from .._validation import check_choice, check_int, check_positive
 from ..predictors.recurrent import RecurrentPredictor
 from ..priors.base import Prior
@@ -23,14 +23,6 @@ from .predictive import check_sequences as _check_sequences
 from .predictive import per_frame as _per_frame
 
 __all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
-
-
-def _deserialize(obj):
-    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
 
 
 def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon=1e-12):
@@ -128,7 +120,7 @@ class CPCLDM(LDMModel):
     def __init__(self, encoder, context_units=64, context_cell="gru", prediction_steps=3,
                  score="vmf", precision=10.0, entropy_weight=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = _deserialize(encoder)
+        self.encoder = deserialize(encoder)
         self.context_units = check_int(context_units, "context_units", 1)
         self.context_cell = check_choice(context_cell, "context_cell", {"gru", "lstm"})
         self.prediction_steps = check_int(prediction_steps, "prediction_steps", 1)
@@ -183,7 +175,7 @@ class CPCLDM(LDMModel):
                 "alignment": alignment, "entropy": entropy}
 
     def get_config(self):
-        return {**super().get_config(), "encoder": _serialize(self.encoder),
+        return {**super().get_config(), "encoder": serialize(self.encoder),
                 "context_units": self.context_units, "context_cell": self.context_cell,
                 "prediction_steps": self.prediction_steps, "score": self.score,
                 "precision": self.precision, "entropy_weight": self.entropy_weight}
@@ -221,14 +213,14 @@ class JEPALDM(LDMModel):
 
     def __init__(self, encoder, predictor=None, prior=None, ema_momentum=0.99, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = _deserialize(encoder)
-        predictor = _deserialize(predictor)
+        self.encoder = deserialize(encoder)
+        predictor = deserialize(predictor)
         if predictor is None:
             predictor = RecurrentPredictor(units=64, variance="constant")
         if not isinstance(predictor, RecurrentPredictor):
             raise ValueError(f"`predictor` must be a RecurrentPredictor; received {predictor!r}.")
         self.predictor = predictor
-        prior = _deserialize(prior)
+        prior = deserialize(prior)
         self.prior = IsotropicGaussian(precision=1.0) if prior is None else prior
         if not isinstance(self.prior, Prior):
             raise ValueError(f"`prior` must be an ldm_keras Prior; received {self.prior!r}.")
@@ -301,6 +293,6 @@ class JEPALDM(LDMModel):
         return self.ema_momentum is not None
 
     def get_config(self):
-        return {**super().get_config(), "encoder": _serialize(self.encoder),
-                "predictor": _serialize(self.predictor), "prior": _serialize(self.prior),
+        return {**super().get_config(), "encoder": serialize(self.encoder),
+                "predictor": serialize(self.predictor), "prior": serialize(self.prior),
                 "ema_momentum": self.ema_momentum}
