@@ -28,7 +28,15 @@ import keras
 from keras import ops
 
 from ._serialization import register
-from ._validation import check_choice, check_positive, check_rank
+from ._validation import (
+    check_choice,
+    check_int,
+    check_interval,
+    check_positive,
+    check_probability,
+    check_rank,
+    check_seed,
+)
 
 __all__ = [
     "Augment",
@@ -48,51 +56,6 @@ __all__ = [
 
 # ITU-R BT.601 luma weights (the ones torchvision and PIL use for grayscale).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-# ----------------------------------------------------------------------------------------
-# small argument checks (kept local: they only concern augmentation arguments)
-
-
-def _check_probability(p, name="p"):
-    try:
-        v = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a probability in [0, 1]; received {p!r}.") from None
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"`{name}` must be a probability in [0, 1]; received {p!r}.")
-    return v
-
-
-def _check_interval(value, name, low=None, high=None, positive=False):
-    """``value`` as a pair ``(a, b)`` with ``a <= b`` inside ``[low, high]``."""
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be a pair (low, high) of numbers; received {value!r}."
-        ) from None
-    bad = (
-        not (math.isfinite(a) and math.isfinite(b))
-        or a > b
-        or (low is not None and a < low)
-        or (high is not None and b > high)
-        or (positive and a <= 0)
-    )
-    if bad:
-        bounds = f" within [{low}, {high}]" if low is not None or high is not None else ""
-        sign = " with low > 0" if positive else ""
-        raise ValueError(
-            f"`{name}` must be a pair (low, high) with low <= high{bounds}{sign}; "
-            f"received {value!r}."
-        )
-    return (a, b)
-
-
-def _check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"`seed` must be an int or None; received {seed!r}.")
-    return seed
 
 
 def _images(x):
@@ -129,8 +92,8 @@ class _RandomOp(keras.layers.Layer):
     def __init__(self, p=1.0, seed=None, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.p = _check_probability(p)
-        self.seed = _check_seed(seed)
+        self.p = check_probability(p)
+        self.seed = check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
@@ -246,11 +209,9 @@ class RandomResizedCrop(_RandomOp):
     def __init__(self, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), attempts=10, p=1.0,
                  seed=None, **kwargs):
         super().__init__(p=p, seed=seed, **kwargs)
-        self.scale = _check_interval(scale, "scale", 0.0, 1.0, positive=True)
-        self.ratio = _check_interval(ratio, "ratio", positive=True)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(f"`attempts` must be an int >= 1; received {attempts!r}.")
-        self.attempts = attempts
+        self.scale = check_interval(scale, "scale", 0.0, 1.0, positive=True)
+        self.ratio = check_interval(ratio, "ratio", positive=True)
+        self.attempts = check_int(attempts, "attempts", minimum=1)
 
     def transform(self, x):
         h_img, w_img, _ = _spatial(x)
@@ -308,7 +269,7 @@ class RandomAffine(_RandomOp):
         super().__init__(p=p, seed=seed, **kwargs)
         self.rotation = check_positive(rotation, "rotation", allow_zero=True)
         self.translation = check_positive(translation, "translation", allow_zero=True)
-        self.scale = _check_interval(scale, "scale", positive=True)
+        self.scale = check_interval(scale, "scale", positive=True)
         self.fill_value = float(fill_value)
 
     def transform(self, x):
@@ -483,7 +444,7 @@ class RandomSolarize(_RandomOp):
 
     def __init__(self, threshold=0.5, p=0.1, seed=None, **kwargs):
         super().__init__(p=p, seed=seed, **kwargs)
-        self.threshold = _check_probability(threshold, "threshold")
+        self.threshold = check_probability(threshold, "threshold")
 
     def transform(self, x):
         return ops.where(x >= self.threshold, 1.0 - x, x)
@@ -527,7 +488,7 @@ class RandomGaussianBlur(_RandomOp):
 
     def __init__(self, sigma=(0.1, 2.0), kernel_size=None, p=0.5, seed=None, **kwargs):
         super().__init__(p=p, seed=seed, **kwargs)
-        self.sigma = _check_interval(sigma, "sigma", positive=True)
+        self.sigma = check_interval(sigma, "sigma", positive=True)
         if kernel_size is not None and (
             isinstance(kernel_size, bool) or not isinstance(kernel_size, int)
             or kernel_size < 1 or kernel_size % 2 == 0
@@ -588,7 +549,7 @@ class RandomGaussianNoise(_RandomOp):
     def __init__(self, stddev=0.1, clip=(0.0, 1.0), p=0.5, seed=None, **kwargs):
         super().__init__(p=p, seed=seed, **kwargs)
         self.stddev = check_positive(stddev, "stddev", allow_zero=True)
-        self.clip = None if clip is None else _check_interval(clip, "clip")
+        self.clip = None if clip is None else check_interval(clip, "clip")
 
     def transform(self, x):
         y = x + self.stddev * self._normal(ops.shape(x))
@@ -616,7 +577,7 @@ class RandomPixelDropout(_RandomOp):
 
     def __init__(self, rate=0.1, fill_value=0.0, p=0.5, seed=None, **kwargs):
         super().__init__(p=p, seed=seed, **kwargs)
-        self.rate = _check_probability(rate, "rate")
+        self.rate = check_probability(rate, "rate")
         self.fill_value = float(fill_value)
 
     def transform(self, x):
@@ -759,7 +720,7 @@ def image_views(preset="cifar", seed=None, **overrides):
         >>> v1, v2 = views(images), views(images)
     """
     check_choice(preset, "preset", set(PRESETS))
-    _check_seed(seed)
+    check_seed(seed)
     unknown = set(overrides) - set(_OP_CLASSES)
     if unknown:
         raise ValueError(f"Unknown augmentation op(s) {sorted(unknown)}; "

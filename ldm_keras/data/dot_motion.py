@@ -83,11 +83,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
-from .._validation import check_choice, check_positive
+from .._validation import check_choice, check_int, check_positive, check_probability
 from ._presets import load_preset
 
 __all__ = [
@@ -120,20 +119,6 @@ _WOBBLY_PULL = 5.0
 _WOBBLY_SPEED_MODULATION = 0.4
 
 
-def _check_int(value, name, minimum=1):
-    """Raise unless ``value`` is an integer ``>= minimum`` (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {value!r}.")
-    return int(value)
-
-
-def _check_probability(value, name):
-    v = check_positive(value, name, allow_zero=True)
-    if v > 1.0:
-        raise ValueError(f"`{name}` must be a probability in [0, 1]; received {value!r}.")
-    return v
-
-
 def rotation_per_step(dt, period):
     """Angle (radians) the circular trajectory turns per frame: ``ω = 2π · dt / period``.
 
@@ -157,7 +142,7 @@ def world_to_pixel(positions, image_size=10):
         >>> world_to_pixel(np.array([0.0, 0.0]))
         array([4.5, 4.5])
     """
-    image_size = _check_int(image_size, "image_size", minimum=2)
+    image_size = check_int(image_size, "image_size", minimum=2)
     p = np.asarray(positions, dtype=np.float64)
     if p.shape[-1:] != (2,):
         raise ValueError(
@@ -230,7 +215,7 @@ def random_mlp_renderer(image_size=10, seed=0):
         >>> mlp(render(np.zeros((2, 2)))).shape
         (2, 100)
     """
-    image_size = _check_int(image_size, "image_size", minimum=2)
+    image_size = check_int(image_size, "image_size", minimum=2)
     rng = np.random.default_rng(seed)
     p = image_size * image_size
     w1 = rng.standard_normal((p, p)).astype(np.float32)
@@ -383,16 +368,16 @@ def generate(
     if distortion not in DISTORTIONS:
         known = ["None"] + sorted(d for d in DISTORTIONS if d is not None)
         raise ValueError(f"`distortion` must be one of {known}; received {distortion!r}.")
-    n = _check_int(num_sequences, "num_sequences")
-    t_len = _check_int(length, "length")
+    n = check_int(num_sequences, "num_sequences", minimum=1)
+    t_len = check_int(length, "length", minimum=1)
     dt = check_positive(dt, "dt")
     period = check_positive(period, "period")
     process_noise = check_positive(process_noise, "process_noise", allow_zero=True)
-    jump_rate = _check_probability(jump_rate, "jump_rate")
+    jump_rate = check_probability(jump_rate, "jump_rate")
     obs_noise = check_positive(obs_noise, "obs_noise", allow_zero=True)
-    image_size = _check_int(image_size, "image_size", minimum=2)
+    image_size = check_int(image_size, "image_size", minimum=2)
     sigma = check_positive(sigma, "sigma")
-    rk4_substeps = _check_int(rk4_substeps, "rk4_substeps")
+    rk4_substeps = check_int(rk4_substeps, "rk4_substeps", minimum=1)
     try:
         jump_angle = float(jump_angle)
         swirl_strength = float(swirl_strength)

@@ -34,9 +34,9 @@ import math
 
 import numpy as np
 
-from .._validation import check_positive
+from .._validation import check_int, check_positive
 from ._presets import load_preset
-from .dot_motion import _check_int, render
+from .dot_motion import render
 
 __all__ = ["PRESETS", "PendulumData", "energy", "generate", "load"]
 
@@ -121,8 +121,8 @@ def generate(
         >>> d.positions.shape
         (2, 10, 2)
     """
-    n = _check_int(num_sequences, "num_sequences")
-    t_len = _check_int(length, "length")
+    n = check_int(num_sequences, "num_sequences", minimum=1)
+    t_len = check_int(length, "length", minimum=1)
     dt = check_positive(dt, "dt")
     period = check_positive(period, "period")
     damping = check_positive(damping, "damping", allow_zero=True)
@@ -134,8 +134,8 @@ def generate(
     arm = check_positive(arm, "arm")
     if arm > 3.0:
         raise ValueError(f"`arm` must be <= 3 so the bob stays in the world square; received {arm!r}.")
-    image_size = _check_int(image_size, "image_size", minimum=2)
-    rk4_substeps = _check_int(rk4_substeps, "rk4_substeps")
+    image_size = check_int(image_size, "image_size", minimum=2)
+    rk4_substeps = check_int(rk4_substeps, "rk4_substeps", minimum=1)
 
     init_rng, process_rng, noise_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from .._serialization import deserialize, register, serialize
-from .._validation import check_positive
+from .._validation import check_momentum
 from ..objectives import LDMObjective
 from . import _steps
 from .base import LDMModel
@@ -89,12 +89,7 @@ class MultiViewLDM(LDMModel):
         self.predictor = deserialize(predictor)
         self.views = deserialize(views)
         self.objective = objective
-        if ema_momentum is not None:
-            m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
-            if m >= 1.0:
-                raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
-            ema_momentum = m
-        self.ema_momentum = ema_momentum
+        self.ema_momentum = check_momentum(ema_momentum, "ema_momentum")
         self.target_encoder = None
         self.target_projector = None
 

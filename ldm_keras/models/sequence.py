@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from .._serialization import deserialize, register, serialize
-from .._validation import check_choice, check_int, check_positive
+from .._validation import check_choice, check_int, check_momentum, check_positive
 from ..predictors.recurrent import RecurrentPredictor
 from ..priors.base import Prior
 from ..priors.gaussian import IsotropicGaussian
@@ -224,12 +224,7 @@ class JEPALDM(LDMModel):
         self.prior = IsotropicGaussian(precision=1.0) if prior is None else prior
         if not isinstance(self.prior, Prior):
             raise ValueError(f"`prior` must be an ldm_keras Prior; received {self.prior!r}.")
-        if ema_momentum is not None:
-            m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
-            if m >= 1.0:
-                raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
-            ema_momentum = m
-        self.ema_momentum = ema_momentum
+        self.ema_momentum = check_momentum(ema_momentum, "ema_momentum")
         self.target_encoder = None
 
     @property
