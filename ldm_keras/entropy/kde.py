@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from .._math import l2_normalize
 from .._serialization import register
 from .._validation import check_choice, check_positive, check_same_shape
 from ._common import (
@@ -9,10 +10,12 @@ from ._common import (
     check_batch,
     check_centers,
     f32,
-    l2_normalize,
     num_features,
     squared_distances,
 )
+
+#: Floor on the squared norm when the vMF kernel normalises rows (a norm floor of 1e-12).
+_NORM_FLOOR_SQ = 1e-24
 
 
 @register
@@ -131,9 +134,9 @@ class VonMisesFisherKDE(_Estimator):
 
     def _normalize(self, z, num_views):
         if num_views == 1:
-            return l2_normalize(z)
+            return l2_normalize(z, _NORM_FLOOR_SQ)
         blocks = ops.split(z, num_views, axis=-1)
-        return ops.concatenate([l2_normalize(b) for b in blocks], axis=-1)
+        return ops.concatenate([l2_normalize(b, _NORM_FLOOR_SQ) for b in blocks], axis=-1)
 
     def call(self, z, centers=None, num_views=1):
         self._validate(z, centers, num_views)

@@ -5,13 +5,12 @@ import math
 import keras
 from keras import ops
 
+from .._math import digamma, digamma_int
 from .._serialization import register
 from .._validation import check_positive
 from ._common import (
     _Estimator,
     check_batch,
-    digamma,
-    digamma_int,
     f32,
     num_features,
     num_rows,

@@ -1,14 +1,12 @@
 """Gaussian (log-determinant) entropy estimators and the VICReg surrogate."""
 
-import math
 
 from keras import ops
 
+from .._math import LOG_2PI_E
 from .._serialization import register
 from .._validation import check_positive
 from ._common import _Estimator, check_batch, covariance, f32, num_features
-
-_LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
 
 def _check_batch2(z):
@@ -65,7 +63,7 @@ class GaussianLogDet(_Estimator):
         chol = ops.linalg.cholesky(cov + (self.jitter * scale) * eye)
         h = ops.sum(ops.log(ops.diagonal(chol)))
         if self.include_constant:
-            h = h + 0.5 * d * _LOG_2PI_E
+            h = h + 0.5 * d * LOG_2PI_E
         return h
 
     def get_config(self):
@@ -134,7 +132,7 @@ class LogDetSecondOrder(_Estimator):
         off = 1.0 - ops.eye(d, dtype="float32")
         h = 0.5 * (ops.sum(ops.log(var)) - 0.5 * ops.sum(ops.square(rho) * off))
         if self.include_constant:
-            h = h + 0.5 * d * _LOG_2PI_E
+            h = h + 0.5 * d * LOG_2PI_E
         return h
 
     def get_config(self):

@@ -17,9 +17,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from .._math import expm, lgamma, log_abs_det
 from .._serialization import register
-from .._validation import check_choice, check_int, check_last_dim, check_positive, check_rank
-from ..entropy.jacobian import log_abs_det
+from .._validation import check_choice, check_int, check_last_dim, check_positive
 from ..priors.base import Prior
 from ..priors.generalized_gaussian import GeneralizedGaussian, Laplace, Logistic
 from .base import LDMModel
@@ -27,71 +27,6 @@ from .base import LDMModel
 __all__ = ["LinearICA", "expm"]
 
 PRIOR_NAMES = ("logistic", "laplace", "gaussian", "generalized_gaussian")
-
-
-def expm(a, order=10, max_squarings=16, threshold=0.5):
-    """Matrix exponential ``exp(A) = Σ_k A^k / k!`` of a square matrix, in ``keras.ops``.
-
-    Scaling and squaring: ``s = max(0, ⌈log2(‖A‖₁ / θ)⌉)`` (``θ`` = ``threshold``, capped
-    at ``max_squarings``), the Taylor polynomial of degree ``order`` of ``A / 2^s`` by
-    Horner's rule, then ``s`` squarings, ``exp(A) = (exp(A/2^s))^{2^s}``. With the
-    defaults the truncation error of the scaled step is below
-    ``θ^{11}/11! ≈ 10⁻¹¹`` (relative), far under float32 rounding. The number of
-    squarings is chosen from the data but the graph is static: ``max_squarings``
-    conditional squarings, each applied only while ``i < s`` (so it runs under
-    ``jit``/``tf.function``; inputs with ``‖A‖₁ > θ·2^max_squarings`` lose accuracy). Cost:
-    ``order + max_squarings`` matrix products. ``s`` carries no gradient (it is a
-    piecewise-constant function of ``A``); the gradient flows through the polynomial and
-    the squarings. Computed in float32.
-
-    Args:
-        a: ``(n, n)`` tensor.
-        order: Taylor degree (≥ 1; default 10).
-        max_squarings: maximal number of squarings (default 16).
-        threshold: ``θ``, the 1-norm bound after scaling (default 0.5).
-
-    Example:
-        >>> k = np.array([[0.0, -1.0], [1.0, 0.0]], "float32")   # skew-symmetric
-        >>> expm(k)          # rotation by 1 rad: [[cos 1, -sin 1], [sin 1, cos 1]]
-    """
-    check_rank(a, 2, "a", "(n, n)")
-    shape = tuple(a.shape)
-    if shape[0] is not None and shape[1] is not None and shape[0] != shape[1]:
-        raise ValueError(f"`a` must be a square matrix (n, n); received shape {shape}.")
-    order = check_int(order, "order", minimum=1)
-    max_squarings = check_int(max_squarings, "max_squarings", minimum=0)
-    threshold = check_positive(threshold, "threshold")
-    a = ops.cast(a, "float32")
-    n = shape[-1]
-    norm = ops.stop_gradient(ops.max(ops.sum(ops.abs(a), axis=0)))
-    s = ops.ceil(ops.log2(ops.maximum(norm, 1e-30) / threshold))
-    s = ops.clip(s, 0.0, float(max_squarings))
-    scaled = a / ops.power(2.0, s)
-    eye = ops.eye(n, dtype="float32")
-    x = eye
-    for k in range(order, 0, -1):
-        x = eye + ops.matmul(scaled, x) / float(k)
-    for i in range(max_squarings):
-        x = ops.where(float(i) < s, ops.matmul(x, x), x)
-    return x
-
-
-def _lgamma(x, shift=6):
-    """``log Γ(x)`` for ``x > 0`` (float32), by recurrence and Stirling's series.
-
-    ``log Γ(x) = log Γ(x + m) - Σ_{j<m} log(x + j)`` with ``m`` = ``shift``, then
-    ``log Γ(y) ≈ (y - ½) log y - y + ½ log 2π + 1/(12y) - 1/(360y³) + 1/(1260y⁵)`` at
-    ``y = x + m ≥ 6`` (error below 10⁻⁹). Differentiable; ``keras.ops`` has no ``lgamma``.
-    """
-    y = x + float(shift)
-    prod = ops.zeros_like(x)
-    for j in range(shift):
-        prod = prod + ops.log(x + float(j))
-    inv = 1.0 / y
-    inv2 = inv * inv
-    series = inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 / 1260.0))
-    stirling = (y - 0.5) * ops.log(y) - y + 0.5 * math.log(2.0 * math.pi) + series
-    return stirling - prod
 
 
 def _build_prior(prior, beta):
@@ -392,7 +327,7 @@ class LinearICA(LDMModel):
             return ops.reshape(logp, ops.shape(u)[:-1])
         beta = self.betas()
         power = ops.exp(beta * ops.log(ops.abs(u) + self.epsilon))
-        const = ops.log(beta) - math.log(2.0) - _lgamma(1.0 / beta)
+        const = ops.log(beta) - math.log(2.0) - lgamma(1.0 / beta)
         return ops.sum(const - power, axis=-1)
 
     def log_likelihood(self, x):
