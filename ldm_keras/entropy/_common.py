@@ -5,11 +5,9 @@ no estimator ever holds more than an ``N × M`` matrix (never ``N × M × d``).
 """
 
 
-import keras
 from keras import ops
 
 from .._validation import check_last_dim, check_min_batch, check_rank, static_shape
-from .base import EntropyEstimator
 
 
 def f32(x):
@@ -60,15 +58,3 @@ def covariance(z):
     """Unbiased sample covariance ``Zcᵀ Zc / (N - 1)`` of a batch (``d × d``)."""
     zc = z - ops.mean(z, axis=0, keepdims=True)
     return ops.matmul(ops.transpose(zc), zc) / (num_rows(z) - 1.0)
-
-
-class _Estimator(EntropyEstimator):
-    """Common base: symbolic calls return a float32 scalar spec after checking ranks."""
-
-    def compute_output_spec(self, *args, **kwargs):
-        self._validate(*args, **kwargs)
-        return keras.KerasTensor((), dtype="float32")
-
-    def _validate(self, z, *args, **kwargs):
-        """Raise ``ValueError`` on bad (possibly symbolic) input; overridden per estimator."""
-        check_batch(z)

@@ -4,11 +4,11 @@
 from .._math import log_abs_det
 from .._serialization import register
 from .._validation import check_square
-from ._common import _Estimator
+from .base import EntropyEstimator
 
 
 @register
-class LinearJacobian(_Estimator):
+class LinearJacobian(EntropyEstimator):
     """Entropy change ``log|det W|`` of an invertible linear map, as an estimator layer.
 
     .. math::

@@ -6,20 +6,20 @@ from .._math import l2_normalize
 from .._serialization import register
 from .._validation import check_choice, check_positive, check_same_shape
 from ._common import (
-    _Estimator,
     check_batch,
     check_centers,
     f32,
     num_features,
     squared_distances,
 )
+from .base import EntropyEstimator
 
 #: Floor on the squared norm when the vMF kernel normalises rows (a norm floor of 1e-12).
 _NORM_FLOOR_SQ = 1e-24
 
 
 @register
-class GaussianKDE(_Estimator):
+class GaussianKDE(EntropyEstimator):
     """Gaussian kernel density estimate of the entropy (LDM's "plane contrastive" term).
 
     .. math::
@@ -71,7 +71,7 @@ class GaussianKDE(_Estimator):
 
 
 @register
-class VonMisesFisherKDE(_Estimator):
+class VonMisesFisherKDE(EntropyEstimator):
     """von Mises–Fisher kernel density estimate of the entropy ("sphere contrastive").
 
     .. math::

@@ -9,13 +9,13 @@ from .._math import digamma, digamma_int
 from .._serialization import register
 from .._validation import check_positive
 from ._common import (
-    _Estimator,
     check_batch,
     f32,
     num_features,
     num_rows,
     squared_distances,
 )
+from .base import EntropyEstimator
 
 
 def _kth_smallest(d2, k, big):
@@ -54,7 +54,7 @@ def _kth_neighbour_sq_torch(z, k):
 
 
 @register
-class KNNEntropy(_Estimator):
+class KNNEntropy(EntropyEstimator):
     """Kozachenko–Leonenko k-NN estimate of the differential entropy.
 
     .. math::

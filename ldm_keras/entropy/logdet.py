@@ -6,7 +6,8 @@ from keras import ops
 from .._math import LOG_2PI_E
 from .._serialization import register
 from .._validation import check_positive
-from ._common import _Estimator, check_batch, covariance, f32, num_features
+from ._common import check_batch, covariance, f32, num_features
+from .base import EntropyEstimator
 
 
 def _check_batch2(z):
@@ -14,7 +15,7 @@ def _check_batch2(z):
 
 
 @register
-class GaussianLogDet(_Estimator):
+class GaussianLogDet(EntropyEstimator):
     """Entropy of the Gaussian with the batch's covariance (log-det estimator).
 
     .. math::
@@ -75,7 +76,7 @@ class GaussianLogDet(_Estimator):
 
 
 @register
-class LogDetSecondOrder(_Estimator):
+class LogDetSecondOrder(EntropyEstimator):
     """Second-order (small-correlation) expansion of the Gaussian log-det entropy.
 
     With ``C`` the unbiased sample covariance, ``v_i = C_ii + eps`` and the correlations
@@ -140,7 +141,7 @@ class LogDetSecondOrder(_Estimator):
 
 
 @register
-class VICRegSurrogate(_Estimator):
+class VICRegSurrogate(EntropyEstimator):
     """The VICReg variance/covariance regulariser, as an entropy surrogate (larger = more).
 
     .. math::
