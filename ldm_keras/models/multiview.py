@@ -3,33 +3,16 @@
 import keras
 from keras import ops
 
+from .. import backend
 from .._serialization import deserialize, register, serialize
 from .._validation import check_momentum
 from ..objectives import LDMObjective
-from . import _steps
 from .base import LDMModel
-
-
-def clone_frozen(layer, role="EMA target network"):
-    """A non-trainable copy of ``layer`` with the same architecture (fresh weights), for
-    an EMA target: ``clone_model`` for plain functional/sequential models, otherwise
-    ``from_config``. Raises ``ValueError`` naming ``role`` if the layer cannot be cloned."""
-    try:
-        if isinstance(layer, keras.Model) and layer.__class__ in (keras.Model, keras.Sequential):
-            clone = keras.models.clone_model(layer)
-        else:
-            clone = layer.__class__.from_config(layer.get_config())
-    except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
-        raise ValueError(
-            f"Cannot clone {layer!r} for the {role} ({err}). Use a "
-            "functional/sequential model or a layer with a complete get_config()."
-        ) from err
-    clone.trainable = False
-    return clone
+from .ema import EMATargets, frozen_copy
 
 
 @register
-class MultiViewLDM(LDMModel):
+class MultiViewLDM(EMATargets, LDMModel):
     """Self-supervised training from two views of each sample (LDM_SPEC §1, two views).
 
     ``z_v = projector(encoder(view_v(x)))`` for ``v = 1, 2``; the objective fits the pair
@@ -94,9 +77,6 @@ class MultiViewLDM(LDMModel):
         self.target_projector = None
 
     # -- building ----------------------------------------------------------------------
-    def _clone(self, layer):
-        return clone_frozen(layer, "EMA target network")
-
     def build(self, input_shape):
         if self.built:
             return
@@ -120,25 +100,23 @@ class MultiViewLDM(LDMModel):
         if self.predictor is not None:
             self.predictor(z)
         if self.ema_momentum is not None:
-            self.target_encoder = self._clone(self.encoder)
+            self.target_encoder = frozen_copy(self.encoder, "EMA target network")
             self.target_encoder(x)
             if self.projector is not None:
-                self.target_projector = self._clone(self.projector)
+                self.target_projector = frozen_copy(self.projector, "EMA target network")
                 self.target_projector(h)
-            def copy_online_to_target():
-                for t, o in zip(self._target_weights(), self._online_weights()):
-                    t.assign(ops.convert_to_numpy(o.value))  # a copy, not a shared buffer
-
-            _steps.get().outside_trace(copy_online_to_target)
+            self.start_targets()
         zz = keras.KerasTensor(tuple(z.shape), dtype="float32")
         self.objective(zz, zz)
         self.built = True
 
-    def _online_weights(self):
+    def online_weights(self):
+        """The encoder's (and projector's) weights, which the EMA targets follow."""
         ws = list(self.encoder.weights)
         return ws + (list(self.projector.weights) if self.target_projector is not None else [])
 
-    def _target_weights(self):
+    def target_weights(self):
+        """The EMA target encoder's (and projector's) weights."""
         ws = list(self.target_encoder.weights)
         return ws + (list(self.target_projector.weights) if self.target_projector is not None
                      else [])
@@ -186,10 +164,9 @@ class MultiViewLDM(LDMModel):
         if self.target_encoder is not None:
             t1 = ops.stop_gradient(self._target_embed(x1, training))
             t2 = ops.stop_gradient(self._target_embed(x2, training))
-        gather = getattr(_steps.get(), "all_gather", None)
-        if gather is not None:  # tf.distribute: estimate over the global batch
-            z1, z2, p1, p2, t1, t2 = (None if t is None else gather(t)
-                                      for t in (z1, z2, p1, p2, t1, t2))
+        # data parallel: estimate over the global batch (the identity on one replica)
+        z1, z2, p1, p2, t1, t2 = (None if t is None else backend.all_gather(t)
+                                  for t in (z1, z2, p1, p2, t1, t2))
         return self.objective(z1, z2, p1, p2, t1, t2)
 
     @property
@@ -199,17 +176,6 @@ class MultiViewLDM(LDMModel):
         (False for a subclass that overrides :meth:`compute_ldm_loss`.)
         """
         return type(self).compute_ldm_loss is MultiViewLDM.compute_ldm_loss
-
-    def after_optimizer_step(self):
-        if self.ema_momentum is None:
-            return
-        m = self.ema_momentum
-        for t, o in zip(self._target_weights(), self._online_weights()):
-            t.assign(m * t.value + (1.0 - m) * ops.cast(o.value, t.dtype))
-
-    @property
-    def _has_post_step(self):
-        return self.ema_momentum is not None
 
     @property
     def min_batch_size(self):

@@ -11,43 +11,10 @@ from ..entropy.base import EntropyEstimator
 from ..predictors.kalman import KalmanFilter
 from ..predictors.recurrent import RecurrentPredictor
 from .base import LDMModel
+from .frames import check_sequences, per_frame
 
 #: Learning-rate multipliers of the reference KalmanSSL runs (LDM_SPEC §4).
 DEFAULT_LR_MULTIPLIERS = {"dynamics": 100.0, "noise_network": 10.0, "observation_noise": 0.03}
-
-
-def check_sequences(model, shape, min_steps=2):
-    """Check ``shape`` is ``(batch, time ≥ min_steps, *frame)`` with frames that fit
-    ``model.encoder``; return it as a tuple. Raises ``ValueError`` otherwise."""
-    shape = tuple(shape)
-    if len(shape) < 3:
-        raise ValueError(
-            f"{type(model).__name__} takes sequences of shape (batch, time, *frame_shape); "
-            f"received shape {shape}."
-        )
-    if isinstance(shape[1], int) and shape[1] < min_steps:
-        raise ValueError(f"{type(model).__name__} needs sequences of at least {min_steps} "
-                         f"time steps; received T={shape[1]} (shape {shape}).")
-    expected = getattr(model.encoder, "input_shape", None)
-    if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
-        frame = tuple(shape[2:])
-        if len(frame) != len(expected) - 1 or any(
-                e is not None and f is not None and e != f
-                for e, f in zip(expected[1:], frame)):
-            raise ValueError(
-                f"The frames do not match the encoder: the encoder expects frames of "
-                f"shape {expected[1:]}, the sequences have frames of shape {frame}."
-            )
-    return shape
-
-
-def per_frame(model, x, training):
-    """Apply a per-frame ``model`` to ``x`` of shape ``(B, T, *frame)`` → ``(B, T, L)``."""
-    shape = tuple(x.shape)
-    t = shape[1] if shape[1] is not None else ops.shape(x)[1]
-    flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
-    out = model(flat, training=training)
-    return ops.reshape(out, (-1, t, out.shape[-1]))
 
 
 @register
@@ -256,10 +223,6 @@ class PredictiveLDM(LDMModel):
     def after_optimizer_step(self):
         if self._is_kalman and self.clamp_radius is not None:
             self.predictor.clamp_spectral_radius(self.clamp_radius)
-
-    @property
-    def _has_post_step(self):
-        return self._is_kalman and self.clamp_radius is not None
 
     def variable_groups(self):
         groups = {"dynamics": [], "noise_network": [], "observation_noise": []}

@@ -16,11 +16,9 @@ from .._validation import check_choice, check_int, check_momentum, check_positiv
 from ..predictors.recurrent import RecurrentPredictor
 from ..priors.base import Prior
 from ..priors.gaussian import IsotropicGaussian
-from . import _steps
 from .base import LDMModel
-from .multiview import clone_frozen
-from .predictive import check_sequences as _check_sequences
-from .predictive import per_frame as _per_frame
+from .ema import EMATargets, frozen_copy
+from .frames import check_sequences, per_frame
 
 __all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
 
@@ -138,7 +136,7 @@ class CPCLDM(LDMModel):
     def build(self, input_shape):
         if self.built:
             return
-        shape = _check_sequences(self, input_shape, self.prediction_steps + 1)
+        shape = check_sequences(self, input_shape, self.prediction_steps + 1)
         z = self.encoder(keras.KerasTensor((None,) + shape[2:]))
         dim = int(z.shape[-1])
         self.context_network.build((None, shape[1], dim))
@@ -150,8 +148,8 @@ class CPCLDM(LDMModel):
 
     def encode(self, x, training=False):
         """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""
-        _check_sequences(self, tuple(x.shape))
-        return _per_frame(self.encoder, x, training)
+        check_sequences(self, tuple(x.shape))
+        return per_frame(self.encoder, x, training)
 
     def call(self, x, training=False):
         z = self.encode(x, training)
@@ -159,8 +157,8 @@ class CPCLDM(LDMModel):
         return {"latents": ops.cast(z, "float32"), "context": ops.cast(c, "float32")}
 
     def compute_ldm_loss(self, x, training=False):
-        shape = _check_sequences(self, tuple(x.shape), self.prediction_steps + 1)
-        z = _per_frame(self.encoder, x, training)
+        shape = check_sequences(self, tuple(x.shape), self.prediction_steps + 1)
+        z = per_frame(self.encoder, x, training)
         c = self.context_network(z, training=training)
         t = shape[1] if shape[1] is not None else ops.shape(x)[1]
         alignment = entropy = 0.0
@@ -182,7 +180,7 @@ class CPCLDM(LDMModel):
 
 
 @register
-class JEPALDM(LDMModel):
+class JEPALDM(EMATargets, LDMModel):
     """Joint-embedding predictive architecture over time: the implicit-entropy case.
 
     ``z_t = f(x_t)`` per frame; a :class:`~ldm_keras.predictors.RecurrentPredictor`
@@ -234,26 +232,21 @@ class JEPALDM(LDMModel):
     def build(self, input_shape):
         if self.built:
             return
-        shape = _check_sequences(self, input_shape)
+        shape = check_sequences(self, input_shape)
         frame = keras.KerasTensor((None,) + shape[2:])
         dim = int(self.encoder(frame).shape[-1])
         if not self.predictor.built:  # a deserialised predictor arrives built
             self.predictor.build((None, shape[1], dim))
         if self.ema_momentum is not None:
-            self.target_encoder = clone_frozen(self.encoder, "EMA target encoder")
+            self.target_encoder = frozen_copy(self.encoder, "EMA target encoder")
             self.target_encoder(frame)
-
-            def copy_online_to_target():
-                for t, o in zip(self.target_encoder.weights, self.encoder.weights):
-                    t.assign(ops.convert_to_numpy(o.value))  # a copy, not a shared buffer
-
-            _steps.get().outside_trace(copy_online_to_target)
+            self.start_targets()
         self.built = True
 
     def encode(self, x, training=False):
         """Latents ``z_t = f(x_t)`` of the online encoder: ``(B, T, L)``."""
-        _check_sequences(self, tuple(x.shape))
-        return _per_frame(self.encoder, x, training)
+        check_sequences(self, tuple(x.shape))
+        return per_frame(self.encoder, x, training)
 
     def call(self, x, training=False):
         z = self.encode(x, training)
@@ -261,11 +254,11 @@ class JEPALDM(LDMModel):
         return {"latents": ops.cast(z, "float32"), "prediction": out["prediction"]}
 
     def compute_ldm_loss(self, x, training=False):
-        _check_sequences(self, tuple(x.shape))
-        z = _per_frame(self.encoder, x, training)
+        check_sequences(self, tuple(x.shape))
+        z = per_frame(self.encoder, x, training)
         pred = self.predictor(z, training=training)["prediction"]
         if self.target_encoder is not None:
-            target = _per_frame(self.target_encoder, x, training)
+            target = per_frame(self.target_encoder, x, training)
         else:
             target = z
         target = ops.stop_gradient(ops.cast(target, "float32"))
@@ -276,16 +269,13 @@ class JEPALDM(LDMModel):
         return {"loss": -alignment, "alignment": alignment,
                 "entropy": ops.zeros((), "float32")}
 
-    def after_optimizer_step(self):
-        if self.ema_momentum is None:
-            return
-        m = self.ema_momentum
-        for t, o in zip(self.target_encoder.weights, self.encoder.weights):
-            t.assign(m * t.value + (1.0 - m) * ops.cast(o.value, t.dtype))
+    def target_weights(self):
+        """The EMA target encoder's weights."""
+        return self.target_encoder.weights
 
-    @property
-    def _has_post_step(self):
-        return self.ema_momentum is not None
+    def online_weights(self):
+        """The encoder's weights, which the EMA target follows."""
+        return self.encoder.weights
 
     def get_config(self):
         return {**super().get_config(), "encoder": serialize(self.encoder),
