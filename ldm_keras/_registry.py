@@ -39,7 +39,8 @@ class Registry:
         if name not in self._factories:
             close = difflib.get_close_matches(str(name), list(self._factories), n=3)
             hint = f" Did you mean {close}?" if close else ""
-            raise ValueError(f"Unknown {self.kind} {name!r}.{hint} Known: {self.names()}.")
+            raise ValueError(
+                f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {self.names()}.")
         return self._factories[name]
 
     def get(self, name, **kwargs):

@@ -90,6 +90,7 @@ for _name, _factory in (("crop", RandomResizedCrop), ("affine", RandomAffine), (
                         ("blur", RandomGaussianBlur), ("solarize", RandomSolarize),
                         ("noise", RandomGaussianNoise), ("dropout", RandomPixelDropout)):
     OPS.register(_name, _factory)
+del _name, _factory
 
 #: The order in which ops run (SimCLR's order for the image ops).
 ORDER = ("crop", "affine", "flip", "color_jitter", "grayscale", "blur", "solarize",

@@ -16,14 +16,48 @@ tensor.
 ``CategoricalEntropy``   plug-in entropy of softmax outputs (cluster assignments)
 ``LinearJacobian``       log|det W| of an invertible linear map (ICA)
 =======================  ==================================================================
+
+:func:`get` builds one by name (what the recipes use), :func:`names` lists the names.
+
+Example:
+    >>> ldm.entropy.get("knn", k=3)                   # KNNEntropy(k=3)
 """
 
+from .._math import log_abs_det
+from .._registry import Registry
 from .base import EntropyEstimator
 from .categorical import CategoricalEntropy
-from .jacobian import LinearJacobian, log_abs_det
+from .jacobian import LinearJacobian
 from .kde import GaussianKDE, VonMisesFisherKDE
 from .knn import KNNEntropy
 from .logdet import GaussianLogDet, LogDetSecondOrder, VICRegSurrogate
+
+#: The entropy estimators by name.
+ESTIMATORS = Registry("entropy estimator")
+for _name, _cls in (("gaussian-kde", GaussianKDE), ("vmf-kde", VonMisesFisherKDE),
+                    ("logdet", GaussianLogDet), ("logdet-second-order", LogDetSecondOrder),
+                    ("vicreg", VICRegSurrogate), ("knn", KNNEntropy),
+                    ("categorical", CategoricalEntropy), ("linear-jacobian", LinearJacobian)):
+    ESTIMATORS.register(_name, _cls)
+del _name, _cls
+
+
+def get(name, **kwargs):
+    """A new entropy estimator by name, ``ESTIMATORS.get(name, **kwargs)``.
+
+    Example:
+        >>> ldm.entropy.get("vmf-kde", precision=5.0)    # VonMisesFisherKDE(5.0)
+    """
+    return ESTIMATORS.get(name, **kwargs)
+
+
+def names():
+    """The names :func:`get` accepts, sorted.
+
+    Example:
+        >>> ldm.entropy.names()       # ['categorical', 'gaussian-kde', 'knn', ...]
+    """
+    return ESTIMATORS.names()
 
 
 def joint_entropy(estimator, z1, z2):
@@ -57,4 +91,7 @@ __all__ = [
     "log_abs_det",
     "joint_entropy",
     "marginal_entropy",
+    "ESTIMATORS",
+    "get",
+    "names",
 ]
