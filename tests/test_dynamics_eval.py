@@ -8,9 +8,9 @@ from sklearn.metrics import r2_score
 
 from ldm_keras.evaluation.dynamics import (
     affine_r2,
+    eigen_angles,
     fit_affine_readout,
     interval_coverage,
-    rotation_per_step,
 )
 
 
@@ -51,12 +51,12 @@ def test_affine_r2_constant_target_convention(rng):
                                                          .predict(z)), rtol=1e-10)
 
 
-def test_rotation_per_step_matches_scipy(rng):
+def test_eigen_angles_matches_scipy(rng):
     th = 0.3142
     a = 0.97 * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    np.testing.assert_allclose(rotation_per_step(a), [th, -th], rtol=1e-12)
+    np.testing.assert_allclose(eigen_angles(a), [th, -th], rtol=1e-12)
     m = rng.normal(size=(3, 5, 5))
-    got = rotation_per_step(m)
+    got = eigen_angles(m)
     want = np.stack([np.sort(np.angle(linalg.eigvals(x)))[::-1] for x in m])
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
@@ -100,8 +100,19 @@ def test_bad_input_raises(rng):
     with pytest.raises(ValueError, match="finite"):
         affine_r2(np.full((10, 2), np.nan), rng.normal(size=(10, 2)))
     with pytest.raises(ValueError, match="square"):
-        rotation_per_step(np.zeros((2, 3)))
+        eigen_angles(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="level"):
         interval_coverage(np.zeros((4, 2)), np.zeros((4, 2)), np.ones((4, 2)), level=1.5)
     with pytest.raises(ValueError, match="covs"):
         interval_coverage(np.zeros((4, 2)), np.zeros((4, 2)), np.ones((4, 3)))
+
+
+def test_rotation_per_step_is_a_deprecated_alias_of_eigen_angles():
+    from ldm_keras.data import dot_motion
+    from ldm_keras.evaluation import dynamics
+
+    a = np.array([[0.0, -1.0], [1.0, 0.0]])
+    with pytest.warns(DeprecationWarning, match="eigen_angles"):
+        np.testing.assert_array_equal(dynamics.rotation_per_step(a), eigen_angles(a))
+    with pytest.warns(DeprecationWarning, match="angular_step"):
+        assert dot_motion.rotation_per_step(0.1, 2.0) == dot_motion.angular_step(0.1, 2.0)

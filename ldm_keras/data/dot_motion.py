@@ -24,7 +24,7 @@ stretch of the orbit — and 0 otherwise, which reproduces the reference's fixed
 
 * ``"circular"`` — start ``s₀ = (cos φ₀, sin φ₀)`` (``(1, 0)`` without a random phase) and
   ``s_t = R(ω + J_t · jump_angle) s_{t-1} + process_noise · ε_t`` with ``ω = 2π·dt/period``
-  (:func:`rotation_per_step`), ``J_t ~ Bernoulli(jump_rate)`` and ``ε_t ~ N(0, I₂)``.
+  (:func:`angular_step`), ``J_t ~ Bernoulli(jump_rate)`` and ``ε_t ~ N(0, I₂)``.
   A jump rotates the dot by an extra ``jump_angle`` = 135° (3π/4) in the direction of motion.
 * ``"square"`` — the perimeter of [-1, 1]², walked counter-clockwise at constant speed,
   ``period/4`` per side (arc length ``8·dt/period`` per step); phase 0 is the point (1, 0).
@@ -86,6 +86,7 @@ import math
 
 import numpy as np
 
+from .._deprecation import deprecated_alias
 from .._validation import check_choice, check_int, check_positive, check_probability
 from ._presets import load_preset
 
@@ -100,6 +101,7 @@ __all__ = [
     "load",
     "random_mlp_renderer",
     "render",
+    "angular_step",
     "rotation_per_step",
     "square_perimeter",
     "swirl_field",
@@ -119,16 +121,19 @@ _WOBBLY_PULL = 5.0
 _WOBBLY_SPEED_MODULATION = 0.4
 
 
-def rotation_per_step(dt, period):
+def angular_step(dt, period):
     """Angle (radians) the circular trajectory turns per frame: ``ω = 2π · dt / period``.
 
     Example:
-        >>> round(rotation_per_step(0.1, 2.0), 5)   # the reference circular setting
+        >>> round(angular_step(0.1, 2.0), 5)   # the reference circular setting
         0.31416
     """
     dt = check_positive(dt, "dt")
     period = check_positive(period, "period")
     return 2.0 * math.pi * dt / period
+
+
+rotation_per_step = deprecated_alias(angular_step, "rotation_per_step", "ldm_keras.data.dot_motion")
 
 
 def world_to_pixel(positions, image_size=10):
@@ -404,7 +409,7 @@ def generate(
     steps = np.arange(t_len, dtype=np.float64)
 
     if trajectory in _STATE_TRAJECTORIES:
-        omega = rotation_per_step(dt, period)
+        omega = angular_step(dt, period)
         positions = np.empty((n, t_len, 2))
         s = np.stack([np.cos(phase0), np.sin(phase0)], axis=-1)
         positions[:, 0] = s

@@ -1,14 +1,17 @@
 """Evaluation of learned dynamics: affine read-out R², learned rotation, interval coverage.
 
 NumPy in, NumPy out (these run after training, on converted arrays). Used to score
-predictive LDM models (LDM_SPEC §6-7): a representation identifies the ground-truth
+predictive LDM models (docs/spec.md §6–7): a representation identifies the ground-truth
 state up to an affine map when the R² of an affine read-out is close to 1.
 """
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["affine_r2", "fit_affine_readout", "interval_coverage", "rotation_per_step"]
+from .._deprecation import deprecated_alias
+
+__all__ = ["affine_r2", "eigen_angles", "fit_affine_readout", "interval_coverage",
+           "rotation_per_step"]
 
 
 def _as_2d(x, name):
@@ -102,7 +105,7 @@ def affine_r2(train_latents, train_targets, test_latents=None, test_targets=None
     return _r2_uniform(y, z @ w + c)
 
 
-def rotation_per_step(transition):
+def eigen_angles(transition):
     """Angles ``arg λ_i`` (radians) of the eigenvalues of a transition matrix, descending.
 
     For 2-d rotational dynamics ``A = r·R(θ)`` (a rotation by ``θ`` per step, scaled by
@@ -110,7 +113,7 @@ def rotation_per_step(transition):
     stack ``(..., S, S)``; returns ``(..., S)``.
 
     Example:
-        >>> rotation_per_step(kf.transition_matrix)[0]   # ≈ 0.3142 for DotMotion circular
+        >>> eigen_angles(kf.transition_matrix)[0]   # ≈ 0.3142 for DotMotion circular
     """
     a = np.asarray(transition, dtype="float64")
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
@@ -119,6 +122,10 @@ def rotation_per_step(transition):
         raise ValueError("`transition` must contain only finite values.")
     angles = np.angle(np.linalg.eigvals(a))
     return -np.sort(-angles, axis=-1)
+
+
+rotation_per_step = deprecated_alias(eigen_angles, "rotation_per_step",
+                                     "ldm_keras.evaluation.dynamics")
 
 
 def interval_coverage(targets, means, covs, level=0.95):
