@@ -118,13 +118,16 @@ def linear_probe(train_z, train_y, test_z, test_y, labels_per_class=None,
 def knn_predict(train_z, train_y, test_z, k=20, metric="cosine", batch_size=1024):
     """Majority vote of the ``k`` nearest training embeddings of each test embedding.
 
-    Distances: ``"cosine"`` uses ``1 - <a, b> / (|a| |b|)``, ``"euclidean"``
-    ``|a - b|``. Ties between classes go to the smallest label. Computed in blocks of
-    ``batch_size`` test rows (memory ``batch_size × n_train``).
+    scikit-learn's ``KNeighborsClassifier`` (brute force, uniform weights). Distances:
+    ``"cosine"`` uses ``1 - <a, b> / (|a| |b|)``, ``"euclidean"`` ``|a - b|``. Ties between
+    classes go to the smallest label. Computed in blocks of ``batch_size`` test rows
+    (memory ``batch_size × n_train``).
 
     Example:
         >>> y_hat = knn_predict(z_tr, y_tr, z_te, k=20)
     """
+    from sklearn.neighbors import KNeighborsClassifier
+
     train_z, test_z = check_features(train_z, "train_z"), check_features(test_z, "test_z")
     train_y = check_labels(train_y, len(train_z), "train_y")
     if train_z.shape[1] != test_z.shape[1]:
@@ -135,25 +138,12 @@ def knn_predict(train_z, train_y, test_z, k=20, metric="cosine", batch_size=1024
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(train_z):
         raise ValueError(f"`k` must be an int in [1, {len(train_z)}] (the number of "
                          f"training samples); received {k!r}.")
-    classes, codes = np.unique(train_y, return_inverse=True)
-    if metric == "cosine":
-        a = train_z / np.maximum(np.linalg.norm(train_z, axis=1, keepdims=True), 1e-12)
-        b_all = test_z / np.maximum(np.linalg.norm(test_z, axis=1, keepdims=True), 1e-12)
-    else:
-        a, b_all = train_z, test_z
-        sq_a = np.sum(a * a, axis=1)
-    preds = []
-    for start in range(0, len(b_all), batch_size):
-        b = b_all[start:start + batch_size]
-        if metric == "cosine":
-            dist = 1.0 - b @ a.T
-        else:
-            dist = np.sum(b * b, axis=1, keepdims=True) - 2.0 * b @ a.T + sq_a
-        nn = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        votes = np.zeros((len(b), len(classes)), dtype="int64")
-        np.add.at(votes, (np.arange(len(b))[:, None], codes[nn]), 1)
-        preds.append(classes[np.argmax(votes, axis=1)])
-    return np.concatenate(preds) if preds else np.zeros((0,), dtype=classes.dtype)
+    if len(test_z) == 0:
+        return np.zeros((0,), dtype=train_y.dtype)
+    knn = KNeighborsClassifier(n_neighbors=int(k), metric=metric, algorithm="brute")
+    knn.fit(train_z, train_y)
+    return np.concatenate([knn.predict(test_z[start:start + batch_size])
+                           for start in range(0, len(test_z), batch_size)])
 
 
 def knn_accuracy(train_z, train_y, test_z, test_y, k=20, metric="cosine"):
