@@ -1,4 +1,4 @@
-"""DotMotion KalmanSSL benchmark (LDM_SPEC §4-§6): train a PredictiveLDM, score it.
+"""DotMotion KalmanSSL benchmark (docs/spec.md §4-§6): train a PredictiveLDM, score it.
 
 A per-frame MLP encoder (100 → width → L, no batch norm) and a Kalman predictor are
 trained on DotMotion videos (``ldm_keras.data.dot_motion`` presets, train split) by the
@@ -46,7 +46,7 @@ from ldm_keras.models.encoders import mlp  # noqa: E402
 from ldm_keras.models.predictive import DEFAULT_LR_MULTIPLIERS, PredictiveLDM  # noqa: E402
 from ldm_keras.predictors import KalmanCell, KalmanFilter  # noqa: E402
 
-# The reference notebooks' numbers (LDM_SPEC §6) and the issue's acceptance targets.
+# The reference notebooks' numbers (docs/spec.md §6) and the issue's acceptance targets.
 REFERENCE_R2 = {"circular": 0.959, "square": 0.967, "figure-eight": 0.990}
 TARGET_R2 = {"circular": 0.97, "square": 0.97, "figure-eight": 0.99}
 

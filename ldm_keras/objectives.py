@@ -4,7 +4,7 @@
 
     F = \\mathbb{E}_R[\\log p_θ(z)] + λ\\,H_R[z], \\qquad \\text{loss} = -F
 
-For two views ``z1 = f(x1)``, ``z2 = f(x2)`` (LDM_SPEC §1):
+For two views ``z1 = f(x1)``, ``z2 = f(x2)`` (docs/spec.md §1):
 
 * alignment ``= ½ (E[log p(t2 | μ(z1))] + E[log p(t1 | μ(z2))])`` with ``μ`` the predictor
   head (identity when absent) and ``t`` the targets: the other view's latents, wrapped in

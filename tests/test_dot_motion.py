@@ -1,4 +1,4 @@
-"""DotMotion generator (LDM_SPEC §5): every check against a closed form written here.
+"""DotMotion generator (docs/spec.md §5): every check against a closed form written here.
 
 References: the world→pixel map, the Gaussian blob, the rotation angle, the square's
 perimeter, the lemniscate of Gerono, scipy's ODE solver for the swirl field, binomial and

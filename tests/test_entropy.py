@@ -1,4 +1,4 @@
-"""Entropy estimators (LDM_SPEC §3) against independent NumPy/SciPy references."""
+"""Entropy estimators (docs/spec.md §3) against independent NumPy/SciPy references."""
 
 import math
 

@@ -1,10 +1,10 @@
-"""DotMotion: videos of a Gaussian dot moving on a known trajectory (LDM_SPEC §5).
+"""DotMotion: videos of a Gaussian dot moving on a known trajectory (docs/spec.md §5).
 
 Each frame is an ``image_size × image_size`` image (10×10 by default, flattened to 100
 values) of an isotropic Gaussian blob of width ``sigma`` = 1 pixel, centred where the dot's
 world position ``s = (x, y) ∈ [-3, 3]²`` maps onto the pixel grid. The ground-truth
 positions come with the frames, so a linear read-out of a learned latent can be scored by
-its R² (LDM_SPEC §6).
+its R² (docs/spec.md §6).
 
 **World → pixel map.** Pixel centres sit on a regular grid that spans the world square:
 world ``-3`` is the centre of the first pixel and ``+3`` the centre of the last,

@@ -1,4 +1,4 @@
-"""Synthetic nonlinear state-space data for the identifiability study (LDM_SPEC §7).
+"""Synthetic nonlinear state-space data for the identifiability study (docs/spec.md §7).
 
 Latents follow a Markov process with Gaussian transition noise and are observed through a
 random injective smooth mixing:

@@ -1,4 +1,4 @@
-"""Diagnostics of the stop-gradient claim (LDM_SPEC §3.7).
+"""Diagnostics of the stop-gradient claim (docs/spec.md §3.7).
 
 The paper's claim: the part of the gradient that stop-gradient removes acts like the
 gradient of an entropy term. With encoder parameters ``θ`` and the alignment loss

@@ -1,4 +1,4 @@
-"""Linear independent component analysis as an LDM model (LDM_SPEC §1 "Invertible encoders").
+"""Linear independent component analysis as an LDM model (docs/spec.md §1 "Invertible encoders").
 
 An invertible linear encoder ``z = W x̃`` (``x̃`` the centred, optionally whitened data)
 has an exact entropy by change of variables, ``H[W x̃] = H[x̃] + log|det W|``, so the LDM
@@ -58,7 +58,7 @@ class LinearICA(LDMModel):
             \\; - \\; λ \\underbrace{\\log\\lvert\\det W\\rvert}_{\\text{entropy}}
 
     i.e. ``-(E[log p(Wx̃)] + H[Wx̃]) + H[x̃]``, exact (no estimator): ``H[W x̃] = H[x̃] +
-    log|det W|`` and ``H[x̃]`` is a constant (LDM_SPEC §1, §3.6). ``λ`` =
+    log|det W|`` and ``H[x̃]`` is a constant (docs/spec.md §1, §3.6). ``λ`` =
     ``entropy_weight`` (1 is maximum likelihood).
 
     **Source model** ``p_i`` (factorised; ``prior``): ``"logistic"`` (infomax,

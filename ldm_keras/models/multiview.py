@@ -13,7 +13,7 @@ from .ema import EMATargets, frozen_copy
 
 @register
 class MultiViewLDM(EMATargets, LDMModel):
-    """Self-supervised training from two views of each sample (LDM_SPEC §1, two views).
+    """Self-supervised training from two views of each sample (docs/spec.md §1, two views).
 
     ``z_v = projector(encoder(view_v(x)))`` for ``v = 1, 2``; the objective fits the pair
     ``(z1, z2)`` to the latent model: alignment ``log p(t2 | μ(z1))`` (both directions),

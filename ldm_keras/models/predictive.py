@@ -13,13 +13,13 @@ from ..predictors.recurrent import RecurrentPredictor
 from .base import LDMModel
 from .frames import check_sequences, per_frame
 
-#: Learning-rate multipliers of the reference KalmanSSL runs (LDM_SPEC §4).
+#: Learning-rate multipliers of the reference KalmanSSL runs (docs/spec.md §4).
 DEFAULT_LR_MULTIPLIERS = {"dynamics": 100.0, "noise_network": 10.0, "observation_noise": 0.03}
 
 
 @register
 class PredictiveLDM(LDMModel):
-    """LDM on sequences (LDM_SPEC §1 "Sequences", §4): fit latents to a predictive model.
+    """LDM on sequences (docs/spec.md §1 "Sequences", §4): fit latents to a predictive model.
 
     For frames ``x_{1..T}``, ``z_t = f(x_t)`` (the encoder applied to every frame) and
 
@@ -59,7 +59,7 @@ class PredictiveLDM(LDMModel):
     input, so with a constant (unit) variance its NLL is ``½‖z_1 - c‖²`` — a Gaussian
     prior on the *marginal* of the latents, which fights the entropy term and rewards a
     non-affine, Gaussianising warping of the state. The identifiability argument
-    (LDM_SPEC §7) concerns the transition density ``p(z_t | z_{t-1})`` only, so
+    (docs/spec.md §7) concerns the transition density ``p(z_t | z_{t-1})`` only, so
     ``skip_first=1`` is the right setting for it (``benchmarks/identifiability.py``,
     ``tutorials/04_identifiability.py``). The default ``0`` keeps every step.
 

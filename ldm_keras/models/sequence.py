@@ -5,7 +5,7 @@
 * :class:`CPCLDM` — a context network over past latents predicts the latents ``k``
   steps ahead, scored by :func:`infonce_over_time` (explicit, contrastive entropy).
 * :class:`JEPALDM` — a recurrent predictor of the next latent against stop-gradient
-  (optionally EMA) targets: the implicit-entropy case (LDM_SPEC §3.7).
+  (optionally EMA) targets: the implicit-entropy case (docs/spec.md §3.7).
 """
 
 import keras
@@ -81,7 +81,7 @@ def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon
 
 @register
 class CPCLDM(LDMModel):
-    """Contrastive predictive coding as LDM (LDM_SPEC §1 "Sequences", §3.2).
+    """Contrastive predictive coding as LDM (docs/spec.md §1 "Sequences", §3.2).
 
     ``z_t = f(x_t)`` per frame; a context network ``c_t = RNN(z_1..z_t)`` (GRU or
     LSTM); for each offset ``k = 1..K`` a linear head predicts ``p_{t,k} = W_k c_t`` of
@@ -187,7 +187,7 @@ class JEPALDM(EMATargets, LDMModel):
     ``g`` predicts ``ẑ_t`` from ``z_<t``; the targets are ``y_t = stop_gradient(f̄(x_t))``
     where ``f̄ = f`` (``ema_momentum=None``) or an EMA copy of the encoder updated after
     every optimizer step, ``θ̄ ← m θ̄ + (1 - m) θ``. The objective is the latent model
-    alone (no explicit entropy; the stop-gradient stands in for it, LDM_SPEC §3.7):
+    alone (no explicit entropy; the stop-gradient stands in for it, docs/spec.md §3.7):
 
     .. math:: F = \\operatorname{mean}_{b,\\,t \\ge 2} \\log p_θ(y_t \\mid ẑ_t)
 
