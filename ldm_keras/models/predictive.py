@@ -27,46 +27,13 @@ class PredictiveLDM(LDMModel):
 
         F = \\frac1T \\sum_t \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})] + λ\\,\\hat H[z]
 
-    with ``p_θ`` given by the predictor: a :class:`~ldm_keras.predictors.KalmanFilter`
-    (the innovation likelihood, sampling-free) or a
-    :class:`~ldm_keras.predictors.RecurrentPredictor`. The objective is the spec's
-    ``Σ_t`` form divided by ``T`` (so the learning rate does not depend on ``T``); the
-    entropy is estimated on the latents pooled over batch × time, which matches the
-    spec's ``T · Ĥ`` after the same division.
-
-    Uniformity:
-
-    * ``entropy=None`` (default): implicit, by stop-gradient — the predictor must be
-      built with ``stop_gradient_targets=True`` (its default);
-    * an estimator (k-NN, KDE, log-det): explicit entropy; the predictor must then use
-      ``stop_gradient_targets=False`` so that the targets are differentiated too.
-
-    With a Kalman predictor the transition's spectral radius is clamped at
-    ``clamp_radius`` after every optimizer step (no gradient), and the learning rates of
-    the dynamics (100×), innovation network (10×) and observation-noise network
-    (0.03×) follow the reference by default (``lr_multipliers`` changes them).
-
-    **Skipping the first steps** (``skip_first = k``). The alignment term can average
-    the NLL over the steps after the first ``k`` of each window only,
-
-    .. math::
-
-        F = \\frac{1}{T - k} \\sum_{t = k + 1}^{T} \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})]
-            + λ\\,\\hat H[z],
-
-    while the entropy still uses the latents of every step. The first step has no past:
-    a :class:`~ldm_keras.predictors.RecurrentPredictor` predicts ``z_1`` from a constant
-    input, so with a constant (unit) variance its NLL is ``½‖z_1 - c‖²`` — a Gaussian
-    prior on the *marginal* of the latents, which fights the entropy term and rewards a
-    non-affine, Gaussianising warping of the state. The identifiability argument
-    (docs/spec.md §7) concerns the transition density ``p(z_t | z_{t-1})`` only, so
-    ``skip_first=1`` is the right setting for it (``benchmarks/identifiability.py``,
-    ``tutorials/04_identifiability.py``). The default ``0`` keeps every step.
-
-    ``model(x)`` / ``model.predict(x)`` return a dict: ``latents`` (B, T, L),
-    ``prediction`` (B, T, L) and, for the Kalman filter, ``prediction_cov`` (the
-    predictive covariance ``S_t``), ``state_mean`` and ``state_cov`` (the filtered
-    state and its uncertainty); for the recurrent predictor ``variance``.
+    with ``p_θ`` given by the predictor (a :class:`~ldm_keras.predictors.KalmanFilter` or a
+    :class:`~ldm_keras.predictors.RecurrentPredictor`) and the entropy estimated on the
+    latents pooled over batch × time; ``entropy=None`` is the implicit entropy of
+    stop-gradient targets. ``model(x)`` returns a dict with ``latents``, ``prediction``
+    and the predictor's uncertainties. The uniformity options, the Kalman settings
+    (spectral-radius clamp, learning-rate multipliers, noise encoder) and ``skip_first``
+    are explained in docs/models.md.
 
     Args:
         encoder: per-frame Keras model, ``frame → R^L``.
@@ -76,11 +43,11 @@ class PredictiveLDM(LDMModel):
         noise_encoder: optional per-frame model ``frame → log σ²_D (R^L)``, for a Kalman
             cell with ``observation_noise="input"`` (heteroscedastic noise).
         clamp_radius: spectral-radius bound of the Kalman transition, or ``None``.
-        lr_multipliers: per-group learning-rate multipliers (see above).
+        lr_multipliers: per-group learning-rate multipliers (``"default"``: dynamics 100×,
+            innovation network 10×, observation-noise network 0.03×; ``None``: none).
         skip_first: number of steps at the start of each window left out of the
-            alignment NLL (see above); an integer ``>= 0``, smaller than the number of
-            time steps of the training sequences (else the loss raises a ``ValueError``;
-            ``predict`` and ``encode`` take sequences of any length).
+            alignment NLL; an integer ``>= 0``, smaller than the number of time steps of
+            the training sequences (``predict`` and ``encode`` take any length).
 
     Example:
         >>> from ldm_keras.predictors import KalmanCell, KalmanFilter
