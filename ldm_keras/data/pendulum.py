@@ -36,7 +36,7 @@ import numpy as np
 
 from .._validation import check_int, check_positive
 from ._presets import load_preset
-from .dot_motion import render
+from .render import render
 
 __all__ = ["PRESETS", "PendulumData", "energy", "generate", "load"]
 
