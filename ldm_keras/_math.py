@@ -5,12 +5,15 @@ here and used by the entropy estimators (:func:`digamma`), the ICA model (:func:
 :func:`expm`, :func:`log_abs_det`) and the von Mises–Fisher prior and kernel density
 (:func:`l2_normalize`). The public ones are re-exported where users find them:
 ``ldm_keras.models.expm``, ``ldm_keras.entropy.log_abs_det``,
-``ldm_keras.priors.l2_normalize``. (The spectral radius of a transition matrix belongs to
-the Kalman filter: ``ldm_keras.predictors.spectral_radius``.)
+``ldm_keras.priors.l2_normalize``, ``ldm_keras.evaluation.eigen_angles`` (NumPy: the
+eigenvalue angles of a transition matrix, for the evaluation and the Kalman filter's
+read-outs). (The spectral radius of a transition matrix belongs to the Kalman filter:
+``ldm_keras.predictors.spectral_radius``.)
 """
 
 import math
 
+import numpy as np
 from keras import ops
 
 from ._validation import check_int, check_positive, check_square
@@ -130,3 +133,22 @@ def l2_normalize(x, epsilon=1e-12):
     """
     sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
     return x * ops.rsqrt(ops.maximum(sq, epsilon))
+
+
+def eigen_angles(transition):
+    """Angles ``arg λ_i`` (radians) of the eigenvalues of a transition matrix, descending.
+
+    For 2-d rotational dynamics ``A = r·R(θ)`` (a rotation by ``θ`` per step, scaled by
+    ``r``) the eigenvalues are ``r·e^{±iθ}``, so the result is ``[θ, -θ]``. Accepts a
+    stack ``(..., S, S)``; returns ``(..., S)``.
+
+    Example:
+        >>> eigen_angles(kf.transition_matrix)[0]   # ≈ 0.3142 for DotMotion circular
+    """
+    a = np.asarray(transition, dtype="float64")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"`transition` must be a square matrix (..., S, S); received {a.shape}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("`transition` must contain only finite values.")
+    angles = np.angle(np.linalg.eigvals(a))
+    return -np.sort(-angles, axis=-1)

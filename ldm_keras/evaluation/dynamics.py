@@ -9,6 +9,7 @@ import numpy as np
 from scipy import stats
 
 from .._deprecation import deprecated_alias
+from .._math import eigen_angles
 
 __all__ = ["affine_r2", "eigen_angles", "fit_affine_readout", "interval_coverage",
            "rotation_per_step"]
@@ -95,25 +96,6 @@ def affine_r2(train_latents, train_targets, test_latents=None, test_targets=None
     from sklearn.metrics import r2_score
 
     return float(r2_score(y, z @ w + c))
-
-
-def eigen_angles(transition):
-    """Angles ``arg λ_i`` (radians) of the eigenvalues of a transition matrix, descending.
-
-    For 2-d rotational dynamics ``A = r·R(θ)`` (a rotation by ``θ`` per step, scaled by
-    ``r``) the eigenvalues are ``r·e^{±iθ}``, so the result is ``[θ, -θ]``. Accepts a
-    stack ``(..., S, S)``; returns ``(..., S)``.
-
-    Example:
-        >>> eigen_angles(kf.transition_matrix)[0]   # ≈ 0.3142 for DotMotion circular
-    """
-    a = np.asarray(transition, dtype="float64")
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"`transition` must be a square matrix (..., S, S); received {a.shape}.")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("`transition` must contain only finite values.")
-    angles = np.angle(np.linalg.eigvals(a))
-    return -np.sort(-angles, axis=-1)
 
 
 rotation_per_step = deprecated_alias(eigen_angles, "rotation_per_step",
