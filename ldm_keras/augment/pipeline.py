@@ -97,21 +97,21 @@ ORDER = ("crop", "affine", "flip", "color_jitter", "grayscale", "blur", "solariz
          "noise", "dropout")
 
 #: Presets: op name -> constructor arguments (docs/spec.md §5 for the CIFAR presets).
+_CIFAR_COLOUR = {
+    "flip": {"p": 0.5},
+    "color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
+                     "p": 0.8},
+    "grayscale": {"p": 0.2},
+}
 PRESETS = {
     "cifar": {
         "crop": {"scale": (0.2, 1.0), "ratio": (3 / 4, 4 / 3)},
-        "flip": {"p": 0.5},
-        "color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
-                         "p": 0.8},
-        "grayscale": {"p": 0.2},
+        **_CIFAR_COLOUR,
         "solarize": {"threshold": 0.5, "p": 0.1},
     },
     "cifar-strong": {
         "crop": {"scale": (0.08, 1.0), "ratio": (3 / 4, 4 / 3)},
-        "flip": {"p": 0.5},
-        "color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
-                         "p": 0.8},
-        "grayscale": {"p": 0.2},
+        **_CIFAR_COLOUR,
         "blur": {"sigma": (0.1, 2.0), "p": 0.5},
     },
     # Geometric only: Gaussian noise and pixel dropout lowered the digits probe

@@ -71,7 +71,7 @@ import numpy as np
 
 from .._deprecation import deprecated_alias
 from .._validation import check_choice, check_int, check_positive, check_probability
-from ._presets import load_preset
+from ._presets import FieldAccess, load_preset
 from .render import WORLD_HALF_WIDTH, random_mlp_renderer, render, render_swirled, world_to_pixel
 
 __all__ = [
@@ -154,7 +154,7 @@ def square_perimeter(phase):
 
 
 @dataclasses.dataclass
-class DotMotionData:
+class DotMotionData(FieldAccess):
     """A DotMotion dataset: frames and the ground truth that generated them.
 
     Attributes:
@@ -173,10 +173,6 @@ class DotMotionData:
     jumps: np.ndarray
     config: dict
 
-    def __getitem__(self, key):
-        if key not in ("frames", "positions", "noise_levels", "jumps", "config"):
-            raise KeyError(key)
-        return getattr(self, key)
 
     def as_dict(self):
         """The arrays and the config as a plain dict."""

@@ -35,14 +35,14 @@ import math
 import numpy as np
 
 from .._validation import check_int, check_positive
-from ._presets import load_preset
+from ._presets import FieldAccess, load_preset
 from .render import render
 
 __all__ = ["PRESETS", "PendulumData", "energy", "generate", "load"]
 
 
 @dataclasses.dataclass
-class PendulumData:
+class PendulumData(FieldAccess):
     """Pendulum frames and the ground truth that generated them.
 
     Attributes:
@@ -58,10 +58,6 @@ class PendulumData:
     angular_velocities: np.ndarray
     config: dict
 
-    def __getitem__(self, key):
-        if key not in ("frames", "positions", "angles", "angular_velocities", "config"):
-            raise KeyError(key)
-        return getattr(self, key)
 
 
 def energy(angles, angular_velocities, period=2.0):

@@ -73,7 +73,7 @@ import math
 import numpy as np
 
 from .._validation import check_choice, check_int, check_positive
-from ._presets import load_preset
+from ._presets import FieldAccess, load_preset
 
 __all__ = [
     "PRESETS",
@@ -255,7 +255,7 @@ class RandomMixing:
 
 
 @dataclasses.dataclass
-class StateSpaceData:
+class StateSpaceData(FieldAccess):
     """Latents, observations and the process that made them.
 
     Attributes:
@@ -274,10 +274,6 @@ class StateSpaceData:
     mixing: RandomMixing
     config: dict
 
-    def __getitem__(self, key):
-        if key not in ("latents", "observations", "system", "mixing", "config"):
-            raise KeyError(key)
-        return getattr(self, key)
 
 
 def generate(

@@ -42,22 +42,9 @@ for _name, _cls in (("gaussian-kde", GaussianKDE), ("vmf-kde", VonMisesFisherKDE
 del _name, _cls
 
 
-def get(name, **kwargs):
-    """A new entropy estimator by name, ``ESTIMATORS.get(name, **kwargs)``.
-
-    Example:
-        >>> ldm.entropy.get("vmf-kde", precision=5.0)    # VonMisesFisherKDE(5.0)
-    """
-    return ESTIMATORS.get(name, **kwargs)
-
-
-def names():
-    """The names :func:`get` accepts, sorted.
-
-    Example:
-        >>> ldm.entropy.names()       # ['categorical', 'gaussian-kde', 'knn', ...]
-    """
-    return ESTIMATORS.names()
+#: ``get(name, **kwargs)``: a new entropy estimator by name; ``names()``: the names, sorted.
+get = ESTIMATORS.get
+names = ESTIMATORS.names
 
 
 def joint_entropy(estimator, z1, z2):

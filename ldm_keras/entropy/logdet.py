@@ -14,6 +14,13 @@ def _check_batch2(z):
     check_batch(z, min_batch=2, why="a sample covariance needs at least 2 samples")
 
 
+def _batch_covariance(z):
+    """The checked batch in float32, its number of features and its sample covariance."""
+    _check_batch2(z)
+    z = f32(z)
+    return z, num_features(z), covariance(z)
+
+
 @register
 class GaussianLogDet(EntropyEstimator):
     """Entropy of the Gaussian with the batch's covariance (log-det estimator).
@@ -55,10 +62,7 @@ class GaussianLogDet(EntropyEstimator):
         _check_batch2(z)
 
     def call(self, z):
-        self._validate(z)
-        z = f32(z)
-        d = num_features(z)
-        cov = covariance(z)
+        z, d, cov = _batch_covariance(z)
         scale = ops.maximum(ops.trace(cov) / d, 1e-12)
         eye = ops.eye(d, dtype="float32")
         chol = ops.linalg.cholesky(cov + (self.jitter * scale) * eye)
@@ -123,10 +127,7 @@ class LogDetSecondOrder(EntropyEstimator):
         _check_batch2(z)
 
     def call(self, z):
-        self._validate(z)
-        z = f32(z)
-        d = num_features(z)
-        cov = covariance(z)
+        z, d, cov = _batch_covariance(z)
         var = ops.diagonal(cov) + self.eps
         inv_std = 1.0 / ops.sqrt(var)
         rho = cov * inv_std[:, None] * inv_std[None, :]
@@ -184,10 +185,7 @@ class VICRegSurrogate(EntropyEstimator):
         _check_batch2(z)
 
     def call(self, z):
-        self._validate(z)
-        z = f32(z)
-        d = num_features(z)
-        cov = covariance(z)
+        z, d, cov = _batch_covariance(z)
         std = ops.sqrt(ops.diagonal(cov) + self.eps)
         variance = ops.mean(ops.relu(1.0 - std))
         off = 1.0 - ops.eye(d, dtype="float32")

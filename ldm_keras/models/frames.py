@@ -1,4 +1,5 @@
-"""Sequences of frames: the shape check and the per-frame application of an encoder.
+"""Sequences of frames: the shape check, the per-frame application of an encoder, and
+:class:`FrameEncoding`, the ``encode`` every sequence model has.
 
 Sequence models (:class:`~ldm_keras.models.PredictiveLDM`, :class:`~ldm_keras.models.CPCLDM`,
 :class:`~ldm_keras.models.JEPALDM`) take batches ``(batch, time, *frame)`` and apply a
@@ -48,3 +49,12 @@ def per_frame(model, x, training):
     flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
     out = model(flat, training=training)
     return ops.reshape(out, (-1, t, out.shape[-1]))
+
+
+class FrameEncoding:
+    """Mixin for sequence models with an ``encoder`` attribute: :meth:`encode`."""
+
+    def encode(self, x, training=False):
+        """Latents ``z_t = f(x_t)`` of the (online) encoder for every frame: ``(B, T, L)``."""
+        check_sequences(self, tuple(x.shape))
+        return per_frame(self.encoder, x, training)

@@ -18,7 +18,7 @@ from ..priors.base import Prior
 from ..priors.gaussian import IsotropicGaussian
 from .base import LDMModel
 from .ema import EMATargets, frozen_copy
-from .frames import check_sequences, per_frame
+from .frames import FrameEncoding, check_sequences, per_frame
 
 __all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
 
@@ -80,7 +80,7 @@ def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon
 
 
 @register
-class CPCLDM(LDMModel):
+class CPCLDM(FrameEncoding, LDMModel):
     """Contrastive predictive coding as LDM (docs/spec.md §1 "Sequences", §3.2).
 
     ``z_t = f(x_t)`` per frame; a context network ``c_t = RNN(z_1..z_t)`` (GRU or
@@ -146,11 +146,6 @@ class CPCLDM(LDMModel):
             head.build((None, self.context_units))
         self.built = True
 
-    def encode(self, x, training=False):
-        """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""
-        check_sequences(self, tuple(x.shape))
-        return per_frame(self.encoder, x, training)
-
     def call(self, x, training=False):
         z = self.encode(x, training)
         c = self.context_network(z, training=training)
@@ -180,7 +175,7 @@ class CPCLDM(LDMModel):
 
 
 @register
-class JEPALDM(EMATargets, LDMModel):
+class JEPALDM(EMATargets, FrameEncoding, LDMModel):
     """Joint-embedding predictive architecture over time: the implicit-entropy case.
 
     ``z_t = f(x_t)`` per frame; a :class:`~ldm_keras.predictors.RecurrentPredictor`
@@ -242,11 +237,6 @@ class JEPALDM(EMATargets, LDMModel):
             self.target_encoder(frame)
             self.start_targets()
         self.built = True
-
-    def encode(self, x, training=False):
-        """Latents ``z_t = f(x_t)`` of the online encoder: ``(B, T, L)``."""
-        check_sequences(self, tuple(x.shape))
-        return per_frame(self.encoder, x, training)
 
     def call(self, x, training=False):
         z = self.encode(x, training)

@@ -32,22 +32,9 @@ for _name, _cls in (("gaussian", IsotropicGaussian), ("diagonal-gaussian", Diago
 del _name, _cls
 
 
-def get(name, **kwargs):
-    """A new latent model by name, ``PRIORS.get(name, **kwargs)``.
-
-    Example:
-        >>> ldm.priors.get("gaussian", precision=5.0)     # IsotropicGaussian(5.0)
-    """
-    return PRIORS.get(name, **kwargs)
-
-
-def names():
-    """The names :func:`get` accepts, sorted.
-
-    Example:
-        >>> ldm.priors.names()        # ['categorical', 'diagonal-gaussian', ...]
-    """
-    return PRIORS.names()
+#: ``get(name, **kwargs)``: a new latent model by name; ``names()``: the names, sorted.
+get = PRIORS.get
+names = PRIORS.names
 
 __all__ = [
     "Prior",
