@@ -24,7 +24,7 @@ from ldm_keras import jobs, recipes
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipes", nargs="+", default=recipes.list())
+    p.add_argument("--recipes", nargs="+", default=sorted(recipes.names("multiview")))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -194,7 +194,7 @@ def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=Non
     r = recipes.get(recipe)
     if r.kind != "sequence":
         raise ValueError(f"Recipe {recipe!r} is a {r.kind} recipe; train_sequence takes one "
-                         f"of {recipes.list('sequence')}.")
+                         f"of {sorted(recipes.names('sequence'))}.")
     keras.utils.set_random_seed(seed)
     train, test, info = load_sequence_dataset(dataset, sequences, test_sequences, window,
                                               stride, seed=seed, train_length=train_length)

@@ -58,6 +58,8 @@ Example:
     ...     callbacks=ldm.recipes.callbacks("simclr", epochs=50))
 """
 
+import warnings
+
 import keras
 
 from .._validation import check_choice
@@ -69,28 +71,28 @@ from .base import KINDS, RECIPES, Recipe
 _KIND_MODULES = {"multiview": multiview, "sequence": sequence}
 
 
-def names():
-    """Every recipe with its kind: ``{name: "multiview" | "sequence"}``, sorted by name.
+def names(kind="all"):
+    """Every recipe with its kind, ``{name: "multiview" | "sequence"}``, sorted by name;
+    ``kind`` keeps one kind (``"multiview"`` or ``"sequence"``; default ``"all"``).
 
     Example:
         >>> ldm.recipes.names()["kalman-ssl"]        # 'sequence'
-        >>> sorted(ldm.recipes.names())              # every name
-    """
-    return {name: RECIPES.lookup(name).kind for name in RECIPES.names()}
-
-
-def list(kind="multiview"):  # noqa: A001 - mirrors ldm.zoo.list()
-    """Names of the recipes of ``kind``: ``"multiview"`` (default), ``"sequence"`` or ``"all"``.
-
-    The default stays the multi-view recipes (what ``build(name, encoder, views=...)``
-    trains on images); :func:`names` gives every recipe with its kind.
-
-    Example:
-        >>> ldm.recipes.list()              # ['byol', 'categorical', 'plane-kde', ...]
-        >>> ldm.recipes.list("sequence")    # ['cpc', 'jepa', 'kalman-ssl', ...]
+        >>> sorted(ldm.recipes.names("multiview"))   # ['byol', 'categorical', ...]
     """
     check_choice(kind, "kind", KINDS + ("all",))
-    return sorted(n for n, k in names().items() if kind in ("all", k))
+    kinds = {name: RECIPES.lookup(name).kind for name in RECIPES.names()}
+    return {name: k for name, k in kinds.items() if kind in ("all", k)}
+
+
+def _list(kind="multiview"):
+    """Deprecated (kept for one release; it shadowed the builtin): ``sorted(names(kind))``.
+
+    The default is the multi-view recipes, as before.
+    """
+    warnings.warn("ldm_keras.recipes.list is deprecated and will be removed in the next "
+                  "release; use ldm_keras.recipes.names(kind), which also gives the kinds.",
+                  DeprecationWarning, stacklevel=2)
+    return sorted(names(kind))
 
 
 def get(name):
@@ -193,5 +195,8 @@ def default_optimizer(name, learning_rate=None, decay_steps=None, schedule=None)
     return keras.optimizers.Adam(learning_rate=learning_rate or 1e-3)
 
 
-__all__ = ["Recipe", "RECIPES", "names", "list", "get", "describe", "options", "build",
-           "callbacks", "default_optimizer"]
+#: Deprecated, kept for one release: bound last, so that no code here sees it as the builtin.
+list = _list  # noqa: A001
+
+__all__ = ["Recipe", "RECIPES", "names", "get", "describe", "options", "build", "callbacks",
+           "default_optimizer"]
