@@ -47,10 +47,10 @@ SETTINGS = {"entropy_weight", "learning_rate", "schedule", "precision",
 #: Further settings of the predictive (Kalman, recurrent) recipes: ``lr_multipliers``
 #: (``"default"``: PredictiveLDM's; ``None``: one learning rate) and, for the Kalman
 #: filter, ``noise_encoder`` (hidden widths of a per-frame network that infers the
-#: observation noise, for vector frames; ``None``: a learned constant) and ``seed`` (of
-#: the transition's initialisation).
+#: observation noise, for vector frames; ``None``: a learned constant) and
+#: ``transition_seed`` (the seed of the Kalman cell's initialisers).
 PREDICTIVE_SETTINGS = {"recurrent": {"lr_multipliers"},
-                       "kalman": {"lr_multipliers", "noise_encoder", "seed"}}
+                       "kalman": {"lr_multipliers", "noise_encoder", "transition_seed"}}
 
 #: The explicit entropies the recurrent recipe offers.
 RECURRENT_ENTROPIES = ("knn", "gaussian-kde", "logdet")
@@ -102,7 +102,7 @@ def _kalman(name, encoder, o):
                       observation_noise="learned" if noise_encoder is None else "input",
                       observation_noise_init=o["observation_noise_init"],
                       process_noise_init=o["process_noise_init"],
-                      stop_gradient_targets=entropy is None, seed=o.get("seed"))
+                      stop_gradient_targets=entropy is None, seed=o.get("transition_seed"))
     return PredictiveLDM(encoder, KalmanFilter(cell, return_covariances=False),
                          entropy=entropy, entropy_weight=o.get("entropy_weight", 1.0),
                          noise_encoder=noise_encoder, clamp_radius=o["clamp_radius"],
