@@ -781,3 +781,16 @@ def test_keras_weights_loading_refuses_external_links(tmp_path):
         group["0"] = h5py.ExternalLink(str(other), "/kernel")
     with pytest.raises(ValueError, match="ExternalLink"):
         _dense_model().load_weights(str(path))
+
+
+def test_keras_lower_bound_is_enforced_at_import():
+    from ldm_keras import _backend
+
+    need = ".".join(map(str, _backend.MIN_KERAS))
+    assert f'"keras>={need}"' in (ROOT / "pyproject.toml").read_text()  # one bound
+    for old in ("3.8.0", "3.14.1", "2.15.0"):
+        with pytest.raises(ImportError, match=rf"needs keras>={need}; found keras {old}\."):
+            _backend.check_keras_version(old)
+    for ok in (need, "3.15.1", "3.16.0.dev2026", "4.0"):
+        _backend.check_keras_version(ok)
+    _backend.check_keras_version()  # the installed Keras passes
