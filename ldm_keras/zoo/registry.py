@@ -357,8 +357,12 @@ def _check_weights(name, entry):
 
 
 def _first_line(e, limit=300):
-    text = str(e).strip().splitlines()
-    text = text[0] if text else type(e).__name__
+    """The gist of an exception in one line: for Keras' nested deserialisation errors the
+    innermost cause (its last ``Exception encountered:``), else the first line."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    marker = "Exception encountered:"
+    inner = [ln.split(marker, 1)[1].strip() for ln in lines if marker in ln]
+    text = (inner[-1] if inner and inner[-1] else lines[0]) if lines else type(e).__name__
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
