@@ -212,7 +212,7 @@ def _download(url, target, size, digest, field):
     try:
         h, n = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out, \
-                urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:  # noqa: S310
+                urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:
             _paths.check_url(response.geturl(), f"{field}: redirected url")
             while block := response.read(min(1 << 20, size - n + 1)):
                 n += len(block)
