@@ -7,6 +7,12 @@ are checked before any byte of weights is read. Entries rebuild deterministicall
 a recipe with a fixed seed (``ldm-keras zoo build NAME``). ``$LDM_KERAS_ZOO`` points at
 another zoo directory.
 
+The zoo is confined to its directory and its download cache: names, versions and file
+names from the index are checked before any path is built, no symbolic link is followed,
+and a size cap (2 GiB, ``max_bytes=`` or ``$LDM_KERAS_ZOO_MAX_BYTES``) bounds the files
+and the weights a config would allocate, measured before allocating (see
+:mod:`ldm_keras.zoo.registry`). Every error is a :class:`ZooError` (a ``ValueError``).
+
 Example:
     >>> import ldm_keras as ldm
     >>> ldm.zoo.list()
@@ -20,8 +26,14 @@ Example:
 from .registry import (
     BIBTEX,
     CITATION,
+    DEFAULT_MAX_BYTES,
+    MAX_BYTES_ENV,
     ZooError,
+    ZooFormatError,
     ZooIntegrityError,
+    ZooPathError,
+    ZooSizeError,
+    ZooUnsafeConfigError,
     cache_dir,
     check_reference,
     entry_files,
@@ -30,6 +42,7 @@ from .registry import (
     load,
     load_component,
     load_model,
+    read_card,
     sha256,
     verify,
     zoo_dir,
@@ -50,8 +63,14 @@ def build(name, root=None, train=None, verbose=0):
 __all__ = [
     "BIBTEX",
     "CITATION",
+    "DEFAULT_MAX_BYTES",
+    "MAX_BYTES_ENV",
     "ZooError",
+    "ZooFormatError",
     "ZooIntegrityError",
+    "ZooPathError",
+    "ZooSizeError",
+    "ZooUnsafeConfigError",
     "build",
     "cache_dir",
     "check_reference",
@@ -61,6 +80,7 @@ __all__ = [
     "load",
     "load_component",
     "load_model",
+    "read_card",
     "sha256",
     "verify",
     "zoo_dir",

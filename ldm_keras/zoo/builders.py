@@ -35,7 +35,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import cards, registry
+from . import _paths, cards, registry
 
 _PAPER_DIGITS = "the scikit-learn digits (1797 8×8 grey images, bundled; no network)"
 
@@ -276,8 +276,9 @@ def _file_table(folder):
 def write_index_entry(root, name, record):
     """Set ``index.json[entries][name]`` atomically (write a temporary file, replace)."""
     root = Path(root)
+    _paths.check_name(name, "entry name")
     path = root / registry.INDEX
-    index = registry.read_index(root) if path.is_file() else {
+    index = registry.read_index(root) if _paths.check_regular_file(path, registry.INDEX) else {
         "format": registry.FORMAT_VERSION, "entries": {}}
     index["entries"][name] = record
     index["entries"] = dict(sorted(index["entries"].items()))
@@ -287,6 +288,15 @@ def write_index_entry(root, name, record):
         f.write("\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _entry_folder(root, name):
+    """``root / name`` once ``name`` is a valid entry name, the path stays inside ``root``
+    and is not a symbolic link (see :mod:`._paths`)."""
+    _paths.check_name(name, "entry name")
+    folder = _paths.safe_join(root, name, field=f"folder of zoo entry {name!r}")
+    _paths.check_directory(folder, f"folder of zoo entry {name!r}")
+    return folder
 
 
 def _default_root():
@@ -311,6 +321,7 @@ def build(name, root=None, train=None, verbose=0):
     """
     spec = _spec(name)
     root = Path(root) if root is not None else _default_root()
+    _entry_folder(root, name)  # the whole target checked before anything is created
     root.mkdir(parents=True, exist_ok=True)
     train = spec.get("weights", True) if train is None else bool(train)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
@@ -360,7 +371,7 @@ def build(name, root=None, train=None, verbose=0):
             record["how_to_build"] = how_to_build(name)
         if train:
             _check_written(tmp, name, record)
-        final = root / name
+        final = _entry_folder(root, name)
         old = None
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root))
@@ -405,8 +416,8 @@ def rewrite_card(name, root=None):
     retraining) and update its size and SHA-256 in the index atomically."""
     spec = _spec(name)
     root = Path(root) if root is not None else _default_root()
-    folder = root / name
-    config = registry._read_json(folder / "config.json")
+    folder = _entry_folder(root, name)
+    config = registry._read_json(folder / "config.json")  # a link is refused
     metrics = registry._read_json(folder / "metrics.json")
     record = registry.read_index(root)["entries"][name]
     text = cards.render(name, spec, config, metrics, record.get("weights", True),
