@@ -1,8 +1,19 @@
-"""Model cards (``README.md``) of the zoo entries, written by the builder."""
+"""Model cards (``README.md``) of the zoo entries, written by :mod:`.builder`, and how to cite."""
 
 import json
 
-from .registry import BIBTEX, CITATION
+CITATION = (
+    "Mikulasch, F. A. & Zenke, F. Understanding Self-Supervised Learning via Latent "
+    "Distribution Matching. In Proceedings of the International Conference on Machine "
+    "Learning (ICML), 2026. arXiv:2605.03517."
+)
+BIBTEX = """@inproceedings{mikulasch2026ldm,
+  title     = {Understanding Self-Supervised Learning via Latent Distribution Matching},
+  author    = {Mikulasch, Fabian A. and Zenke, Friedemann},
+  booktitle = {Proceedings of the International Conference on Machine Learning (ICML)},
+  year      = {2026},
+  note      = {arXiv:2605.03517}
+}"""
 
 #: What each entry is for and where it falls short (honest notes for the cards).
 NOTES = {
