@@ -21,28 +21,27 @@ import difflib
 
 from ._errors import ZooError
 
+
+def _digits(recipe, summary, headline="probe_10"):
+    """A digits entry: the multi-view job on the scikit-learn digits, seed 0."""
+    return dict(kind="multiview", job="multiview", recipe=recipe, dataset="digits", seed=0,
+                version="1.0.0", headline=headline, summary=summary)
+
+
 #: name -> the entry: how it is built (the job, its recipe and settings) and scored.
 ENTRIES = {
-    "digits-simclr": dict(
-        kind="multiview", job="multiview", recipe="simclr", dataset="digits", seed=0,
-        version="1.0.0", headline="probe_10",
-        summary="Conv encoder (64-d) trained on the digits with the SimCLR recipe "
-                "(vMF prior + vMF-KDE, InfoNCE), κ = γ = 10."),
-    "digits-vicreg-ldm": dict(
-        kind="multiview", job="multiview", recipe="vicreg-ldm", dataset="digits", seed=0,
-        version="1.0.0", headline="probe_10",
-        summary="Conv encoder (64-d) trained on the digits with VICReg as exact LDM "
-                "(isotropic Gaussian prior + Gaussian log-det entropy)."),
-    "digits-byol": dict(
-        kind="multiview", job="multiview", recipe="byol", dataset="digits", seed=0,
-        version="1.0.0", headline="probe_10",
-        summary="Conv encoder (64-d) trained on the digits with the BYOL recipe "
-                "(predictor, EMA target, implicit entropy)."),
-    "digits-categorical": dict(
-        kind="multiview", job="multiview", recipe="categorical", dataset="digits", seed=0,
-        version="1.0.0", headline="clustering",
-        summary="Conv encoder (64-d) + 10-way softmax head trained on the digits with the "
-                "categorical (clustering) recipe."),
+    "digits-simclr": _digits(
+        "simclr", "Conv encoder (64-d) trained on the digits with the SimCLR recipe "
+        "(vMF prior + vMF-KDE, InfoNCE), κ = γ = 10."),
+    "digits-vicreg-ldm": _digits(
+        "vicreg-ldm", "Conv encoder (64-d) trained on the digits with VICReg as exact LDM "
+        "(isotropic Gaussian prior + Gaussian log-det entropy)."),
+    "digits-byol": _digits(
+        "byol", "Conv encoder (64-d) trained on the digits with the BYOL recipe "
+        "(predictor, EMA target, implicit entropy)."),
+    "digits-categorical": _digits(
+        "categorical", "Conv encoder (64-d) + 10-way softmax head trained on the digits with "
+        "the categorical (clustering) recipe.", headline="clustering"),
     "dotmotion-circular-noisy-kalman": dict(
         kind="kalman", job="sequence", recipe="kalman-ssl", preset="circular-noisy", seed=0,
         version="1.0.0", headline="r2",
