@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ldm_keras import cli, zoo
-from ldm_keras.zoo import builders, registry
+from ldm_keras.zoo import builder, entries, loader
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "zoo"
@@ -48,7 +48,7 @@ def _copy_zoo(tmp_path, monkeypatch, names):
 
 def test_the_zoo_is_complete_and_small():
     # every entry the builders know is published; at least seven carry weights
-    assert set(ENTRIES) == set(builders.ENTRIES)
+    assert set(ENTRIES) == set(entries.ENTRIES)
     assert len(WITH_WEIGHTS) >= 7
     assert zoo.list() == ENTRIES
     # the packaged path resolves to the top-level zoo/ of the checkout
@@ -150,7 +150,7 @@ def test_tampered_weights_are_refused_before_reading(tmp_path, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("weights were read before the integrity check")
 
-    monkeypatch.setattr(registry, "_deserialize", no_reading)
+    monkeypatch.setattr(loader, "deserialize", no_reading)
     monkeypatch.setattr(h5py, "File", no_reading)
     for call in (zoo.load, zoo.load_model, zoo.verify):
         with pytest.raises(zoo.ZooIntegrityError, match="encoder.weights.h5.*SHA-256"):
@@ -196,7 +196,7 @@ def test_recipe_only_entry_has_no_weights():
 def test_build_is_atomic(tmp_path, monkeypatch):
     root = tmp_path / "zoo"
     name = "cifar10-resnet18-simclr"  # no training: config and card only
-    builders.build(name, root=root)
+    builder.build(name, root=root)
     first = json.loads((root / "index.json").read_text())
     assert list(first["entries"]) == [name]
     assert (root / name / "README.md").is_file()
@@ -205,9 +205,9 @@ def test_build_is_atomic(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(builders.cards, "render", broken)
+    monkeypatch.setattr(builder.cards, "render", broken)
     with pytest.raises(RuntimeError, match="interrupted"):
-        builders.build(name, root=root)
+        builder.build(name, root=root)
     # the old entry and index are untouched, no temporary folder is left
     assert (root / name / "config.json").read_bytes() == before
     assert json.loads((root / "index.json").read_text()) == first

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from ldm_keras import cli, zoo
-from ldm_keras.zoo import _limits, _paths, registry
+from ldm_keras.zoo import _limits, _paths, loader, verifier
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGED = ROOT / "zoo"
@@ -580,7 +580,7 @@ def test_configs_that_carry_code_are_refused(world, attack, monkeypatch, capsys)
 def test_keras_safe_mode_refusals_are_one_clear_error(world, monkeypatch):
     # behind our own check, Keras' safe mode: with our check switched off, its refusal
     # of a Python lambda becomes a ZooUnsafeConfigError too
-    monkeypatch.setattr(registry._schema, "check_keras_objects", lambda config, where: config)
+    monkeypatch.setattr(loader._schema, "check_keras_objects", lambda config, where: config)
     world.add("e", {"config.json": _config_bytes(
                         {"encoder": _component(_lambda_layer(world.tmp))}),
                     "encoder.weights.h5": _empty_h5(world.tmp)})
@@ -699,12 +699,12 @@ def test_packaged_entry_is_fetched_and_checks_its_reference(tmp_path, monkeypatc
     with serve(remote) as (_, base):
         entry["files"]["encoder.weights.h5"]["url"] = base + "encoder.weights.h5"
         (root / "index.json").write_text(json.dumps({"format": 1, "entries": {name: entry}}))
-        assert registry.check_reference(name)["ok"]
+        assert verifier.check_reference(name)["ok"]
 
 
 # -- 12. the writer keeps to its root ----------------------------------------------------------
 def test_builder_refuses_a_linked_entry_folder(tmp_path):
-    from ldm_keras.zoo import builders
+    from ldm_keras.zoo import builder, index
 
     root, elsewhere = tmp_path / "zoo", tmp_path / "outside"
     root.mkdir()
@@ -712,10 +712,10 @@ def test_builder_refuses_a_linked_entry_folder(tmp_path):
     (root / "cifar10-resnet18-simclr").symlink_to(elsewhere)
     before = snapshot(tmp_path)
     with pytest.raises(zoo.ZooPathError, match="symbolic link"):
-        builders.build("cifar10-resnet18-simclr", root=root)
+        builder.build("cifar10-resnet18-simclr", root=root)
     assert snapshot(tmp_path) == before
     with pytest.raises(zoo.ZooPathError, match="entry name"):
-        builders.write_index_entry(root, "../x", {})
+        index.write_index_entry(root, "../x", {})
 
 
 def test_path_helpers():
@@ -784,7 +784,7 @@ def test_keras_weights_loading_refuses_external_links(tmp_path):
 
 
 def test_keras_lower_bound_is_enforced_at_import():
-    from ldm_keras import _backend
+    from ldm_keras import _choose_backend as _backend
 
     need = ".".join(map(str, _backend.MIN_KERAS))
     assert f'"keras>={need}"' in (ROOT / "pyproject.toml").read_text()  # one bound

@@ -11,7 +11,13 @@ The zoo is confined to its directory and its download cache: names, versions and
 names from the index are checked before any path is built, no symbolic link is followed,
 and a size cap (2 GiB, ``max_bytes=`` or ``$LDM_KERAS_ZOO_MAX_BYTES``) bounds the files
 and the weights a config would allocate, measured before allocating (see
-:mod:`ldm_keras.zoo.registry`). Every error is a :class:`ZooError` (a ``ValueError``).
+:mod:`ldm_keras.zoo.index`). Every error is a :class:`ZooError` (a ``ValueError``).
+
+The zoo is built in one-way layers: :mod:`.index` (where the zoo is, its index, its
+files checked) ← :mod:`.loader` (Keras objects from checked files) ← :mod:`.verifier`
+(reference outputs, recomputed metrics) ← :mod:`.builder` (training through
+:mod:`ldm_keras.jobs`, atomic writing); :mod:`.entries` holds the entries as data and
+:mod:`.cards` their cards. Every function takes the zoo directory as ``root=``.
 
 Example:
     >>> import ldm_keras as ldm
@@ -23,41 +29,31 @@ Example:
     True
 """
 
-from .registry import (
-    BIBTEX,
-    CITATION,
-    DEFAULT_MAX_BYTES,
-    MAX_BYTES_ENV,
+from . import builder, entries, index, loader, verifier  # noqa: F401 - the layers
+from ._errors import (
     ZooError,
     ZooFormatError,
     ZooIntegrityError,
     ZooPathError,
     ZooSizeError,
     ZooUnsafeConfigError,
-    cache_dir,
-    check_reference,
-    entry_files,
-    info,
-    list,
-    load,
-    load_component,
-    load_model,
-    read_card,
-    sha256,
-    verify,
-    zoo_dir,
 )
+from ._limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV
+from .cards import BIBTEX, CITATION
+from .index import cache_dir, entry_files, info, read_card, sha256, zoo_dir
+from .loader import load, load_component, load_model
+from .verifier import check_reference, verify
+
+list = index.entry_names  # noqa: A001 - the zoo's public name
 
 
 def build(name, root=None, train=None, verbose=0):
-    """Rebuild zoo entry ``name`` from its recipe and seed (see :mod:`.builders`).
+    """Rebuild zoo entry ``name`` from its recipe and seed (see :mod:`.builder`).
 
     Example:
         >>> ldm_keras.zoo.build("digits-simclr")
     """
-    from . import builders
-
-    return builders.build(name, root=root, train=train, verbose=verbose)
+    return builder.build(name, root=root, train=train, verbose=verbose)
 
 
 __all__ = [

@@ -61,45 +61,47 @@ def error_line(e):
 
 def run(args):
     """Run a parsed ``zoo`` command; returns the exit code."""
-    from . import registry
+    from ._errors import ZooError
 
     try:
-        return _run(args, registry)
-    except (registry.ZooError, OSError) as e:
+        return _run(args)
+    except (ZooError, OSError) as e:
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"ldm-keras zoo: error: {error_line(e)}", file=sys.stderr)
         return EXIT_ERROR
 
 
-def _run(args, registry):
+def _run(args):
+    from . import builder, index, verifier
+
     cmd = args.zoo_command
     if cmd == "list":
-        index = registry.read_index()
-        width = max((len(n) for n in index["entries"]), default=0)
-        for name, entry in sorted(index["entries"].items()):
+        zoo_index = index.read_index()
+        width = max((len(n) for n in zoo_index["entries"]), default=0)
+        for name, entry in sorted(zoo_index["entries"].items()):
             size = sum(f["size"] for f in entry["files"].values())
             weights = "" if entry.get("weights", True) else "  [recipe only, no weights]"
             print(f"{name:<{width}}  v{entry['version']:<6} {size / 1024:8.1f} KiB  "
                   f"{entry.get('summary', '')}{weights}")
         return 0
     if cmd == "info":
-        info = registry.info(args.name)
+        info = index.info(args.name)
         if args.json:
             print(json.dumps(info, indent=2, default=str))
             return 0
         if info["card"] is not None:
-            print(registry.read_card(args.name))
+            print(index.read_card(args.name))
         print(json.dumps({k: info[k] for k in ("version", "kind", "has_weights", "files")},
                          indent=2))
         return 0
     if cmd == "verify":
-        entries = registry.read_index()["entries"]
+        entries = index.read_index()["entries"]
         names = [args.name] if args.name else [
             n for n in sorted(entries) if entries[n].get("weights", True)]
         ok = True
         for name in names:
-            report = registry.verify(name, eval=args.eval)
+            report = verifier.verify(name, eval=args.eval)
             ok = ok and report["ok"]
             ref = report["reference"]
             line = (f"{name}: {'OK' if report['ok'] else 'FAILED'} on {report['backend']} — "
@@ -113,9 +115,7 @@ def _run(args, registry):
             print(json.dumps({k: v for k, v in report.items()}, default=str))
         return 0 if ok else EXIT_FAILED
     if cmd == "build":
-        from . import builders
-
-        record = builders.build(args.name, root=args.root, train=args.train or None,
+        record = builder.build(args.name, root=args.root, train=args.train or None,
                                 verbose=2)
         print(json.dumps({"built": args.name, **record}, indent=2))
         return 0
