@@ -6,8 +6,7 @@ import keras
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..evaluation.classification import _features as _check_features
-from ..evaluation.classification import _labels as _check_labels
+from .._validation import check_features, check_labels
 from ..evaluation.classification import knn_accuracy
 from . import _features
 
@@ -189,7 +188,7 @@ class OnlineProbe(keras.callbacks.Callback):
                              f"samples; received {len(x)} and {len(y)}.")
         if len(x) == 0:
             raise ValueError(f"`x_{which}` is empty.")
-        flat = _check_labels(y.reshape(-1), None, f"y_{which}")
+        flat = check_labels(y.reshape(-1), None, f"y_{which}")
         return x, flat.reshape(y.shape)
 
     @staticmethod
@@ -212,7 +211,7 @@ class OnlineProbe(keras.callbacks.Callback):
                 z = z.reshape(-1, z.shape[-1])
             else:                                 # one label per sequence: pool over time
                 z = z.mean(axis=1)
-        return _check_features(z, "features"), y.reshape(-1)
+        return check_features(z, "features"), y.reshape(-1)
 
     # -- the probe -------------------------------------------------------------------------
     def _fit_head(self, z, y):
@@ -233,7 +232,7 @@ class OnlineProbe(keras.callbacks.Callback):
         """Class predictions of the current head for features ``z`` ``(n, d)``."""
         if self.coef_ is None:
             raise ValueError("The probe has not been fitted yet (it fits at epoch ends).")
-        z = _check_features(z, "z")
+        z = check_features(z, "z")
         logits = ((z - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         return self.classes_[np.argmax(logits, axis=1)]
 
