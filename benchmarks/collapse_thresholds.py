@@ -35,7 +35,7 @@ from ldm_keras.models.encoders import conv_encoder, mlp
 
 SPHERE10 = {"precision": 10.0, "entropy_precision": 10.0}
 IMAGE_RUNS = [(r, SPHERE10 if r in ("simclr", "sphere-ldm") else {}, False)
-              for r in recipes.list()] + [("byol", {"predictor": None}, True),
+              for r in recipes.names("multiview")] + [("byol", {"predictor": None}, True),
                                           ("simsiam", {"predictor": None}, True)]
 SEQUENCE_RUNS = [("recurrent-ldm", {"units": 8, "hidden_units": ()}, False),
                  ("kalman-ssl", {}, False),

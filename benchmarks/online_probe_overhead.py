@@ -1,8 +1,8 @@
 """Cost of ldm_keras.callbacks.OnlineProbe on the digits main job, as a ratio of epoch times.
 
-The job is the one ``ldm_keras.training.train_multiview("simclr", "digits")`` runs (the
+The job is the one ``ldm_keras.jobs.train_multiview("simclr", "digits")`` runs (the
 ``ldm-keras train`` default): the digits' default encoder, view preset, recipe settings
-and learning rate from ``training.DATASETS["digits"]``, Adam, batch 256, shuffled. The
+and learning rate from ``jobs.DATASETS["digits"]``, Adam, batch 256, shuffled. The
 probe uses 10 labels per class of the training images (``sample_per_class``, seed 0)
 and the 540 test images as the validation split, every epoch.
 
@@ -29,9 +29,10 @@ import time
 import keras
 import numpy as np
 
-from ldm_keras import recipes, training
+from ldm_keras import jobs, recipes
 from ldm_keras.augment import image_views
 from ldm_keras.callbacks import OnlineProbe
+from ldm_keras.data.datasets import load_image_dataset
 from ldm_keras.evaluation import sample_per_class
 
 
@@ -53,8 +54,8 @@ def build_job(seed=0):
     """The model, data and fit arguments of train_multiview("simclr", "digits")."""
     recipe, dataset = "simclr", "digits"
     keras.utils.set_random_seed(seed)
-    train, test = training.load_image_dataset(dataset, seed=0)
-    d = training.DATASETS[dataset]
+    train, test = load_image_dataset(dataset, seed=0)
+    d = jobs.DATASETS[dataset]
     encoder = d["encoder"](tuple(train[0].shape[1:]))
     views = image_views(d["preset"], seed=seed)
     model = recipes.build(recipe, encoder, views=views, **d["recipe_overrides"][recipe])
