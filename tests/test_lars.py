@@ -6,8 +6,7 @@ import pytest
 from helpers import to_numpy
 
 import ldm_keras as ldm
-from ldm_keras.models.optimizers import GroupedOptimizer
-from ldm_keras.optimizers import LARS
+from ldm_keras.optimizers import LARS, GroupedOptimizer
 
 
 class NumpyLARS:
@@ -215,3 +214,18 @@ def test_lars_with_per_group_learning_rates_and_an_ldm_model():
 def test_bad_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LARS(**kwargs)
+
+
+def test_every_optimizer_of_the_package_is_in_ldm_keras_optimizers():
+    # the optimizers of ldm_keras.models stay where they were and are found here too
+    import ldm_keras.models.optimizers as old
+
+    public = {name for name, obj in vars(old).items()
+              if isinstance(obj, type) and obj.__module__ == old.__name__
+              and not name.startswith("_")}
+    assert public == {"GroupedOptimizer", "ScaledSchedule"}
+    for name in public:
+        assert getattr(ldm.optimizers, name) is getattr(old, name)
+        assert getattr(ldm.models, name) is getattr(old, name)
+        assert name in ldm.optimizers.__all__
+    assert ldm.optimizers.LARS is LARS
