@@ -144,11 +144,14 @@ def _train(args):
         result = jobs.train_multiview(
             recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
             batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
-            seed=args.seed, out=args.out, verbose=verbose,
+            seed=args.seed, out=args.out, verbose=verbose, monitor=True,
         )
     rows = [("recipe", args.recipe), ("dataset", args.dataset),
             ("backend", result["backend"]), ("epochs", result["epochs"])]
     rows += [(k, v) for k, v in result["metrics"].items()]
+    # the RepresentationMonitor's last measurement (multi-view runs)
+    rows += [(f"final {k}", ("yes" if v else "no") if k == "collapsed" else v)
+             for k, v in (result.get("monitor") or {}).items()]
     rows += [("train seconds", f"{result['train_seconds']:.1f}"),
              ("total seconds", f"{time.time() - start:.1f}"),
              ("encoder", result["encoder_path"])]

@@ -36,6 +36,18 @@ def test_train_then_evaluate(digits_runs, capsys):
     assert "probe_10" in printed and "probe_full" in printed and "knn" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     run = json.loads((out / "run.json").read_text())
+    # the RepresentationMonitor's final values: RankMe of projector(encoder(x[:512]))
+    table = dict(line.rsplit(None, 1) for line in printed.splitlines() if "final" in line)
+    assert table["final collapsed"] == "no"
+    from ldm_keras.data.datasets import load_image_dataset
+
+    (x, _), _ = load_image_dataset("digits", seed=0)
+    enc, head = (keras.saving.load_model(str(out / f)) for f in ("encoder.keras", "head.keras"))
+    z = head.predict(enc.predict(x[:512], verbose=0), verbose=0).astype("float64")
+    s = np.linalg.svd(z, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    assert abs(float(table["final rep_rank"]) - np.exp(-np.sum(p * np.log(p)))) < 2e-3
+    assert 0.0 < float(table["final rep_spread"]) <= 1.0 + 1e-6
     assert run["backend"] == keras.backend.backend() and run["epochs"] == 1
     for key in ("probe_full", "probe_10", "knn"):
         assert 0.0 <= metrics[key] <= 1.0
@@ -140,3 +152,16 @@ def test_evaluate_plots_and_reports_the_consistency_of_two_runs(digits_runs, cap
     assert same["consistency"] > 0.999
     with pytest.raises(SystemExit):
         cli.main(["evaluate", str(runs[0]), str(runs[1]), str(runs[1])])
+
+
+def test_the_monitor_leaves_the_training_alone(digits_runs, tmp_path):
+    # `train` attaches a RepresentationMonitor; without it the same job trains the same
+    from ldm_keras import jobs
+
+    out, code, _ = digits_runs[0]
+    plain = jobs.train_multiview("plane-kde", "digits", epochs=1, batch_size=256, seed=0,
+                                 out=str(tmp_path / "plain"), verbose=0, monitor=False)
+    assert code == 0 and plain["monitor"] is None
+    watched = keras.saving.load_model(str(out / "encoder.keras"))
+    for a, b in zip(plain["model"].encoder.get_weights(), watched.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
