@@ -95,8 +95,10 @@ def test_sequence_recipe_trains_from_the_cli(tmp_path, capsys):
     assert metrics["r2"] <= 1.0 and np.isfinite(metrics["final_loss"])
     encoder = keras.saving.load_model(out / "encoder.keras", safe_mode=True)
     assert encoder.output_shape == (None, 2)
-    # `evaluate` reproduces the held-out R² from the saved encoder
-    assert cli.main(["evaluate", str(out)]) == 0
+    # `evaluate` reproduces the held-out R² from the saved encoder (and --plot draws the
+    # test windows' latents, coloured by time step)
+    assert cli.main(["evaluate", str(out), "--plot"]) == 0
+    assert (out / "embedding.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(again["r2"] - metrics["r2"]) < 1e-5
 
