@@ -184,3 +184,112 @@ def run(case, be, mode, repeats, budget):
         for name, summary in time_interleaved(runners, repeats, budget=budget).items():
             out[name] = {"time": summary}
     return out
+
+
+# ----------------------------------------------------------------------------- training step
+#
+# One full KalmanSSL training step: per-frame MLP encoder 100 → 100 → S (no batch norm),
+# Kalman filter with S = L (D = I, learned noises), stop-gradient innovation loss, Adam
+# (encoder lr 1e-4, dynamics ×100), spectral-radius clamp at 1.02.
+#
+# * ours: ``PredictiveLDM(...).train_on_batch(x)`` — the step ``model.fit`` runs (the
+#   compiled train function of each backend; the non-finite guard on, as by default);
+# * baseline: the reference algorithm as an eager PyTorch loop: ``torch.nn`` encoder,
+#   :func:`reference_loss` (``torch.inverse``, a Python loop over time), ``torch.optim.Adam``
+#   with the same two learning rates, the clamp by ``torch.linalg.eigvals`` — one intra-op
+#   thread, alternated with ours in the same process.
+
+FRAME_DIM = 100
+HIDDEN = 100
+STEP_FULL = [(b, t, s) for t in (100, 1000) for b in (32, 128) for s in (2, 8, 32, 64)]
+STEP_QUICK = [(4, 10, 2)]
+STEP_CORE = [(32, 100, 2), (128, 100, 8), (32, 100, 32)]
+#: Eager-reference budget: the baseline's T = 1000, S ≥ 32 steps take tens of seconds.
+BASELINE_MAX_WORK = 128 * 1000 * 8
+
+
+def step_cases(grid):
+    sizes = {"quick": STEP_QUICK, "core": STEP_CORE, "full": STEP_FULL}[grid]
+    return [{"id": f"kalman_step/B{b}_T{t}_S{s}", "section": "kalman", "B": b, "T": t, "S": s}
+            for b, t, s in sizes]
+
+
+def frames(case, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((case["B"], case["T"], FRAME_DIM)).astype("float32")
+
+
+def build_step_model(s, seq_len, **cell_kwargs):
+    import keras
+
+    from ldm_keras.models.encoders import mlp
+    from ldm_keras.models.predictive import PredictiveLDM
+    from ldm_keras.predictors import KalmanCell, KalmanFilter
+
+    keras.utils.set_random_seed(0)
+    encoder = mlp(FRAME_DIM, [HIDDEN], s, batch_norm=False, name="encoder")
+    kf = KalmanFilter(KalmanCell(state_dim=s, observation_dim=s, seed=0, **cell_kwargs),
+                      return_covariances=False, check_finite=False)
+    model = PredictiveLDM(encoder, kf, clamp_radius=1.02)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    model.build((None, seq_len, FRAME_DIM))
+    p = params(s)
+    for v in kf.cell.weights:
+        v.assign(p[v.path.split("/")[-1]])
+    return model
+
+
+def ours_step_runner(case, be, **cell_kwargs):
+    model = build_step_model(case["S"], case["T"], **cell_kwargs)
+    x = frames(case)
+
+    def step():
+        logs = model.train_on_batch(x, return_dict=True)
+        return logs["loss"]
+
+    return step
+
+
+def reference_step(torch, s, seed=0):
+    """The eager reference training step (see above); returns ``step(x) -> loss``."""
+    torch.manual_seed(seed)
+    enc = torch.nn.Sequential(torch.nn.Linear(FRAME_DIM, HIDDEN), torch.nn.ReLU(),
+                              torch.nn.Linear(HIDDEN, s))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params(s).items()}
+    opt = torch.optim.Adam([{"params": list(enc.parameters()), "lr": 1e-4},
+                            {"params": list(p.values()), "lr": 1e-2}])
+
+    def step(x):
+        opt.zero_grad()
+        bsz, steps = x.shape[0], x.shape[1]
+        z = enc(x.reshape(-1, FRAME_DIM)).reshape(bsz, steps, s)
+        loss = reference_loss(z, p, torch) / steps
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            rho = torch.linalg.eigvals(p["transition"]).abs().max()
+            if rho > 1.02:
+                p["transition"].mul_(1.02 / rho)
+        return loss.detach()
+
+    return step
+
+
+def baseline_step_runner(case, be):
+    torch = be.torch if be.name == "torch" else _torch_single_thread()
+    step = reference_step(torch, case["S"])
+    x = torch.from_numpy(frames(case))
+    return lambda: step(x)
+
+
+def run_step(case, be, repeats, budget):
+    runners = {"ours": ours_step_runner(case, be)}
+    out = {}
+    if case["B"] * case["T"] * case["S"] > BASELINE_MAX_WORK:
+        out["baseline"] = {"skipped": "budget: the eager reference loop at this size takes "
+                                      "tens of seconds per step"}
+    elif be.name == "torch" or _have_torch():
+        runners["baseline"] = baseline_step_runner(case, be)
+    for name, summary in time_interleaved(runners, repeats, budget=budget).items():
+        out[name] = {"time": summary}
+    return out

@@ -82,26 +82,39 @@ def _time_varying(m, rank):
     return m is not None and len(m.shape) > rank
 
 
-def _covariance_step(p, a, q, d, r, jitter, joseph):
-    """One covariance step without the batch axis. ``p, a, q``: (S, S); ``r``: (L,)."""
-    s, l_ = p.shape[-1], d.shape[0]
-    prior = la.sym(ops.matmul(ops.matmul(a, p), la.transpose(a))) + q
-    dp = ops.matmul(d, prior)                                        # (L, S)
-    pred = la.sym(ops.matmul(dp, la.transpose(d)))
-    pred = pred + ops.diag(r + jitter)
+def _covariance_step(p, a, q, d, consts, joseph):
+    """One covariance step without the batch axis. ``p, a, q``: (S, S); ``consts``:
+    ``(diag(r + jitter), diag(r), I_S)`` (made once, outside the loop). Written with
+    Python operators (see the note in :mod:`._linalg`). The Cholesky factor is returned
+    for the log-determinants, taken for every step at once by :func:`_finish` (one
+    ``diagonal`` instead of one per step: its gradient costs a scatter each time)."""
+    t = la.transpose
+    r_diag, r_mat, eye = consts
+    prior = a @ p @ t(a) + q
+    dp = d @ prior                                                   # (L, S)
+    pred = la.sym(dp @ t(d) + r_diag)
     chol, white = la.cholesky_and_inverse(pred)
-    g = ops.matmul(white, dp)                                        # (L, S)
-    kt = ops.matmul(la.transpose(white), g)                          # Kᵀ (L, S)
+    g = white @ dp                                                   # W D P⁻  (L, S)
+    kt = t(white) @ g                                                # Kᵀ = Wᵀ W D P⁻
     if joseph:
-        ikd = ops.eye(s, dtype="float32") - ops.matmul(la.transpose(kt), d)
-        post = ops.matmul(ops.matmul(ikd, prior), la.transpose(ikd))
-        post = post + ops.matmul(la.transpose(kt) * r, kt)
+        k = t(kt)
+        ikd = eye - k @ d
+        post = ikd @ prior @ t(ikd) + k @ r_mat @ kt
     else:
-        post = prior - ops.matmul(la.transpose(g), g)
+        post = prior - t(g) @ g
     post = la.sym(post)
-    logdet = la.log_det_from_cholesky(chol)
-    del l_
-    return post, (prior, pred, white, logdet, kt, post)
+    return post, (prior, pred, white, chol, kt, post)
+
+
+def _constants(r, jitter, s):
+    return (ops.diag(r + jitter), ops.diag(r), ops.eye(s, dtype="float32"))
+
+
+def _finish(outs):
+    """Stacked step outputs → the dict of :data:`_COV_KEYS` (log-determinants at once)."""
+    prior, pred, white, chol, kt, post = outs
+    log_det = la.log_det_from_cholesky(chol)
+    return dict(zip(_COV_KEYS, (prior, pred, white, log_det, kt, post)))
 
 
 _COV_KEYS = ("prior_cov", "prediction_cov", "whitening", "log_det", "gain_t", "state_cov")
@@ -127,27 +140,28 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
         state_cov; the step at which the fixed point was reached or None)``.
     """
     varying = _time_varying(a, 2) or _time_varying(q, 2)
+    consts = _constants(r, jitter, p0.shape[-1])
 
     if not varying and steady_state and is_eager(p0):
         p, outs, fixed_at = p0, [], None
         for t in range(steps):
-            p_new, out = _covariance_step(p, a, q, d, r, jitter, joseph)
+            p_new, out = _covariance_step(p, a, q, d, consts, joseph)
             outs.append(out)
-            if t > 0 and bool(ops.convert_to_numpy(ops.all(ops.equal(p_new, p)))):
+            if t > 0 and la.all_equal(p_new, p):
                 fixed_at = t + 1
                 p = p_new
                 break
             p = p_new
-        stacked = [ops.stack(list(col), axis=0) for col in zip(*outs)]
+        stacked = [la.stack(col) for col in zip(*outs)]
         if fixed_at is not None and fixed_at < steps:
             rest = steps - fixed_at
             stacked = [ops.concatenate(
                 [x, ops.broadcast_to(x[-1:], (rest,) + tuple(x.shape[1:]))], axis=0)
                 for x in stacked]
-        return dict(zip(_COV_KEYS, stacked)), fixed_at
+        return _finish(stacked), fixed_at
 
     if not varying and steady_state and steps > 2 * STEADY_CHUNK:
-        return _chunked_steady_state(a, q, d, r, p0, steps, jitter, joseph, unroll), None
+        return _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll), None
 
     a_seq = a if _time_varying(a, 2) else None
     q_seq = q if _time_varying(q, 2) else None
@@ -155,21 +169,118 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
     def body(p, xs):
         a_t = a if a_seq is None else xs[0]
         q_t = q if q_seq is None else xs[1]
-        return _covariance_step(p, a_t, q_t, d, r, jitter, joseph)
+        return _covariance_step(p, a_t, q_t, d, consts, joseph)
 
     xs = None
     if varying:
         xs = (a if a_seq is not None else ops.zeros((steps,), "float32"),
               q if q_seq is not None else ops.zeros((steps,), "float32"))
     _, outs = scan(body, p0, xs=xs, length=steps, unroll=unroll)
-    return dict(zip(_COV_KEYS, outs)), None
+    return _finish(outs), None
+
+
+def _combine_covariance_elements(earlier, later):
+    """Compose two covariance elements ``(A, C, J)`` of the parallel filter.
+
+    Särkkä & García-Fernández (2021), eq. 14 (covariance part), with ``M = I + C_i J_j``::
+
+        A_ij = A_j M⁻¹ A_i,   C_ij = A_j M⁻¹ C_i A_jᵀ + C_j,   J_ij = A_iᵀ M⁻ᵀ J_j A_i + J_i
+
+    written without a general solve: with ``C_i = U Uᵀ`` (Cholesky) and
+    ``N = I + Uᵀ J_j U = C_N C_Nᵀ`` (symmetric, eigenvalues ≥ 1), Woodbury's identity gives
+    ``M⁻¹ C_i = (C_i⁻¹ + J_j)⁻¹ = Vᵀ V`` with ``V = C_N⁻¹ Uᵀ``, so::
+
+        A_ij = A_j (A_i - Vᵀ V J_j A_i)
+        C_ij = (V A_jᵀ)ᵀ (V A_jᵀ) + C_j                 (positive semi-definite by form)
+        J_ij = A_iᵀ (J_j - J_j Vᵀ V J_j) A_i + J_i
+
+    Two Cholesky factorisations (and their triangular inverses) per pair.
+    """
+    a_i, c_i, j_i = earlier
+    a_j, c_j, j_j = later
+    s = a_i.shape[-1]
+    u, _ = la.cholesky_and_inverse(c_i)
+    n = ops.eye(s, dtype="float32") + ops.matmul(ops.matmul(la.transpose(u), j_j), u)
+    _, w_n = la.cholesky_and_inverse(la.sym(n))
+    v = ops.matmul(w_n, la.transpose(u))                             # (S, S)
+    vj = ops.matmul(v, j_j)                                          # V J_j
+    a_ij = ops.matmul(a_j, a_i - ops.matmul(la.transpose(v), ops.matmul(vj, a_i)))
+    va = ops.matmul(v, la.transpose(a_j))
+    c_ij = ops.matmul(la.transpose(va), va) + c_j
+    j_mid = j_j - ops.matmul(la.transpose(vj), vj)
+    j_ij = la.sym(ops.matmul(ops.matmul(la.transpose(a_i), j_mid), a_i)) + j_i
+    return a_ij, c_ij, j_ij
+
+
+def parallel_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True):
+    """The shared covariance recursion in parallel over time (``⌈log₂ T⌉`` levels).
+
+    Särkkä & García-Fernández (2021): every step ``t ≥ 2`` is an element
+    ``(A_t, C_t, J_t)`` built from the model alone (``K = Q Dᵀ (D Q Dᵀ + R)⁻¹``,
+    ``A_t = (I - K D) A``, ``C_t = (I - K D) Q`` (Joseph's form with ``joseph``),
+    ``J_t = Aᵀ Dᵀ (D Q Dᵀ + R)⁻¹ D A``); the first is ``(0, P₁, 0)`` with ``P₁`` from one
+    ordinary step. The prefix compositions (Hillis-Steele doubling) give every filtered
+    covariance ``P_t``; the predicted ``P⁻_t``, ``S_t``,
+    gains and log-determinants then follow for all ``t`` at once. The same values as
+    :func:`shared_covariances` up to float32 rounding; ``T log T`` work instead of ``T``
+    but ``log T`` sequential levels (fewer, larger operations: faster where every
+    operation has a fixed cost, as in eager PyTorch).
+    """
+    s = p0.shape[-1]
+    eye_s = ops.eye(s, dtype="float32")
+    a_first = a[0] if _time_varying(a, 2) else a
+    q_first = q[0] if _time_varying(q, 2) else q
+    p1, _ = _covariance_step(p0, a_first, q_first, d, _constants(r, jitter, s), joseph)
+    # Elements t = 2..T, from (A_t, Q_t) (the same for every t when constant).
+    a_el = a[1:] if _time_varying(a, 2) else ops.expand_dims(a, 0)
+    q_el = q[1:] if _time_varying(q, 2) else ops.expand_dims(q, 0)
+    dq = ops.einsum("ls,tsk->tlk", d, q_el)
+    sq = la.sym(ops.einsum("tlk,mk->tlm", dq, d)) + ops.diag(r + jitter)
+    _, w = la.cholesky_and_inverse(sq)
+    g = ops.matmul(w, dq)                                            # W D Q
+    kt = ops.matmul(la.transpose(w), g)                              # Kᵀ
+    ikd = eye_s - ops.einsum("tls,lk->tsk", kt, d)
+    a_elem = ops.matmul(ikd, a_el)
+    if joseph:
+        c_elem = ops.matmul(ops.matmul(ikd, q_el), la.transpose(ikd))
+        c_elem = c_elem + ops.matmul(la.transpose(kt) * r, kt)
+    else:
+        c_elem = q_el - ops.matmul(la.transpose(g), g)
+    c_elem = la.sym(c_elem)
+    wda = ops.matmul(ops.einsum("tlm,ms->tls", w, d), a_el)          # W D A
+    j_elem = ops.matmul(la.transpose(wda), wda)
+    rest = steps - 1
+    if a_elem.shape[0] == 1:
+        a_elem, c_elem, j_elem = (ops.broadcast_to(x, (rest, s, s))
+                                  for x in (a_elem, c_elem, j_elem))
+    elems = (ops.concatenate([ops.zeros((1, s, s), "float32"), a_elem], 0),
+             ops.concatenate([ops.expand_dims(p1, 0), c_elem], 0),
+             ops.concatenate([ops.zeros((1, s, s), "float32"), j_elem], 0))
+    delta = 1
+    while delta < steps:
+        combined = _combine_covariance_elements(tuple(e[:-delta] for e in elems),
+                                                tuple(e[delta:] for e in elems))
+        elems = tuple(ops.concatenate([e[:delta], c], 0) for e, c in zip(elems, combined))
+        delta *= 2
+    post = elems[1]                                                  # P_t, (T, S, S)
+    p_prev = ops.concatenate([ops.expand_dims(p0, 0), post[:-1]], 0)
+    if _time_varying(a, 2):
+        prior = la.sym(ops.matmul(ops.matmul(a, p_prev), la.transpose(a))) + q
+    else:
+        prior = la.sym(ops.einsum("ij,tjk,lk->til", a, p_prev, a)) + q
+    dp = ops.einsum("ls,tsk->tlk", d, prior)
+    pred = la.sym(ops.einsum("tlk,mk->tlm", dp, d)) + ops.diag(r + jitter)
+    chol, white = la.cholesky_and_inverse(pred)
+    kt_all = ops.matmul(la.transpose(white), ops.matmul(white, dp))
+    return dict(zip(_COV_KEYS, (prior, pred, white, la.log_det_from_cholesky(chol), kt_all,
+                                post)))
 
 
 #: Steps per chunk of the traced steady-state recursion.
 STEADY_CHUNK = 16
 
 
-def _chunked_steady_state(a, q, d, r, p0, steps, jitter, joseph, unroll):
+def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll):
     """Traced (``jit`` / ``tf.function``) covariance recursion that skips its steady state.
 
     The ``T`` steps run as chunks of :data:`STEADY_CHUNK`; a chunk whose last two
@@ -180,7 +291,7 @@ def _chunked_steady_state(a, q, d, r, p0, steps, jitter, joseph, unroll):
     n_chunks = -(-steps // chunk)
 
     def step(p, _):
-        return _covariance_step(p, a, q, d, r, jitter, joseph)
+        return _covariance_step(p, a, q, d, consts, joseph)
 
     def compute(p):
         p_new, outs = scan(step, p, length=chunk, unroll=unroll)
@@ -205,32 +316,24 @@ def _chunked_steady_state(a, q, d, r, p0, steps, jitter, joseph, unroll):
     init = (p0, ops.convert_to_tensor(False), last0)
     _, outs = scan(body, init, length=n_chunks)
     stacked = [ops.reshape(o, (n_chunks * chunk,) + tuple(o.shape[2:]))[:steps] for o in outs]
-    return dict(zip(_COV_KEYS, stacked))
+    return _finish(stacked)
 
 
 def _doubling_scan(n_mats, v):
     """All prefixes of ``u_t = u_{t-1} N_t + v_t`` (``u_0 = 0``) in ``⌈log₂ T⌉`` steps.
 
-    ``n_mats``: ``(T, S, S)`` (or ``(S, S)``, the same every step); ``v``: ``(T, B, S)``.
-    Step with offset ``δ`` composes each element with the one ``δ`` earlier,
+    ``n_mats``: ``(T, S, S)``; ``v``: ``(T, B, S)``. The step with offset ``δ``
+    composes each element with the one ``δ`` earlier,
     ``(N, v)_t ← (N_{t-δ} N_t, v_{t-δ} N_t + v_t)`` (Hillis-Steele); after the last step
     ``v_t = u_t``.
     """
     steps = v.shape[0]
-    const = len(n_mats.shape) == 2
     n_cur = n_mats
     delta = 1
     while delta < steps:
-        v_prev = ops.concatenate([ops.zeros_like(v[:delta]), v[:-delta]], axis=0)
-        if const:
-            v = v + ops.einsum("tbi,ij->tbj", v_prev, n_cur)
-            n_cur = ops.matmul(n_cur, n_cur)
-        else:
-            v = v + ops.einsum("tbi,tij->tbj", v_prev, n_cur)
-            eye = ops.broadcast_to(ops.eye(n_cur.shape[-1], dtype="float32"),
-                                   (delta,) + tuple(n_cur.shape[1:]))
-            n_prev = ops.concatenate([eye, n_cur[:-delta]], axis=0)
-            n_cur = ops.matmul(n_prev, n_cur)
+        v = ops.concatenate([v[:delta], v[delta:] + v[:-delta] @ n_cur[delta:]], axis=0)
+        if delta * 2 < steps:
+            n_cur = ops.concatenate([n_cur[:delta], n_cur[:-delta] @ n_cur[delta:]], axis=0)
         delta *= 2
     return v
 
@@ -252,20 +355,17 @@ def shared_means(zc, u0, a, d, gain_t, parallel=False, unroll=1):
         ``(B, T, S)``.
     """
     s = d.shape[1]
-    at = la.transpose(a)
-    ikd_t = ops.eye(s, dtype="float32") - ops.einsum("ls,tlk->tsk", d, gain_t)  # (I - DᵀKᵀ)
-    n_mats = ops.matmul(at, ikd_t) if len(a.shape) == 3 else ops.einsum("ij,tjk->tik", at,
-                                                                         ikd_t)
-    v = ops.einsum("btl,tls->tbs", zc, gain_t)                       # (T, B, S)
+    ikd_t = ops.eye(s, dtype="float32") - la.transpose(d) @ gain_t   # I - Dᵀ Kᵀ, (T, S, S)
+    n_mats = la.transpose(a) @ ikd_t                                  # (T, S, S)
+    v = ops.transpose(zc, (1, 0, 2)) @ gain_t                         # (T, B, S)
     # The initial state enters through the first step: v₁ += u₀ N₁.
-    first = v[:1] + ops.expand_dims(ops.matmul(u0, n_mats[0]), 0)
-    v = ops.concatenate([first, v[1:]], axis=0)
+    v = ops.concatenate([v[:1] + u0 @ n_mats[0], v[1:]], axis=0)
     if parallel:
         u = _doubling_scan(n_mats, v)
     else:
         def body(u, xs):
             n_t, v_t = xs
-            u = ops.matmul(u, n_t) + v_t
+            u = u @ n_t + v_t
             return u, u
 
         _, u = scan(body, ops.zeros_like(u0), xs=(n_mats, v), unroll=unroll)
