@@ -131,32 +131,39 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
         r: diagonal of ``R``, ``(L,)``.
         p0: initial posterior covariance ``(S, S)``.
         steps: ``T`` (a Python int).
-        steady_state: when run eagerly with constant ``A``, ``Q``, stop at the first
-            step whose posterior covariance equals the previous one exactly and repeat
-            it (the float32 fixed point: every later step would compute the same values).
+        steady_state: with constant ``A``, ``Q``, stop once the recursion has reached
+            its float32 limit: eagerly, the first step whose posterior covariance equals
+            one of the previous :data:`MAX_PERIOD` exactly (a fixed point, or a cycle of
+            rounding), after which the outputs repeat with that period, bit for bit;
+            traced, see :func:`_chunked_steady_state`.
 
     Returns:
         ``(dict of (T, …) stacks: prior_cov, prediction_cov, whitening, log_det, gain_t,
-        state_cov; the step at which the fixed point was reached or None)``.
+        state_cov; the step at which the limit was reached eagerly, or None)``.
     """
     varying = _time_varying(a, 2) or _time_varying(q, 2)
     consts = _constants(r, jitter, p0.shape[-1])
 
     if not varying and steady_state and is_eager(p0):
-        p, outs, fixed_at = p0, [], None
+        # The float32 recursion ends in a fixed point or a short cycle (period 4 seen):
+        # once P_t equals P_{t-j} exactly the outputs repeat with period j, bit for bit.
+        posts, outs, fixed_at, period = [p0], [], None, None
         for t in range(steps):
-            p_new, out = _covariance_step(p, a, q, d, consts, joseph)
+            p_new, out = _covariance_step(posts[-1], a, q, d, consts, joseph)
             outs.append(out)
-            if t > 0 and la.all_equal(p_new, p):
-                fixed_at = t + 1
-                p = p_new
+            posts.append(p_new)
+            for j in range(1, min(MAX_PERIOD, t + 1) + 1):
+                if la.all_equal(p_new, posts[-1 - j]):
+                    fixed_at, period = t + 1, j
+                    break
+            if fixed_at is not None:
                 break
-            p = p_new
         stacked = [la.stack(col) for col in zip(*outs)]
         if fixed_at is not None and fixed_at < steps:
             rest = steps - fixed_at
+            reps = -(-rest // period)
             stacked = [ops.concatenate(
-                [x, ops.broadcast_to(x[-1:], (rest,) + tuple(x.shape[1:]))], axis=0)
+                [x, ops.tile(x[-period:], (reps,) + (1,) * (len(x.shape) - 1))[:rest]], axis=0)
                 for x in stacked]
         return _finish(stacked), fixed_at
 
@@ -278,14 +285,17 @@ def parallel_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True):
 
 #: Steps per chunk of the traced steady-state recursion.
 STEADY_CHUNK = 16
+#: Longest rounding cycle of the covariance recursion detected eagerly.
+MAX_PERIOD = 8
 
 
 def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll):
     """Traced (``jit`` / ``tf.function``) covariance recursion that skips its steady state.
 
-    The ``T`` steps run as chunks of :data:`STEADY_CHUNK`; a chunk whose last two
-    posterior covariances were equal (the float32 fixed point) makes every later chunk
-    repeat its last step (``cond``: the recursion is not computed, forward or backward).
+    The ``T`` steps run as chunks of :data:`STEADY_CHUNK`; a chunk that ends with the
+    covariance it started from (the float32 fixed point, or a cycle whose period divides
+    the chunk length) repeats exactly, so every later chunk reuses its outputs
+    (``cond``: the recursion is not computed, forward or backward).
     """
     chunk = STEADY_CHUNK
     n_chunks = -(-steps // chunk)
@@ -295,25 +305,18 @@ def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll):
 
     def compute(p):
         p_new, outs = scan(step, p, length=chunk, unroll=unroll)
-        post = outs[-1]
-        fixed = ops.all(ops.equal(post[-1], post[-2]))
-        return p_new, fixed, tuple(o[-1] for o in outs), outs
+        return p_new, ops.all(ops.equal(p_new, p)), outs
 
-    _, _, last0, _ = compute(p0)  # shapes only (dead code once traced)
-    last0 = tuple(ops.zeros_like(x) for x in last0)
+    _, _, outs0 = compute(p0)  # shapes only (dead code once traced)
+    outs0 = tuple(ops.zeros_like(x) for x in outs0)
 
     def body(carry, _):
         p, fixed, last = carry
+        p_new, fixed_new, outs = ops.cond(fixed, lambda: (p, fixed, last),
+                                          lambda: compute(p))
+        return (p_new, fixed_new, outs), outs
 
-        def repeat():
-            outs = tuple(ops.broadcast_to(ops.expand_dims(x, 0), (chunk,) + tuple(x.shape))
-                         for x in last)
-            return p, fixed, last, outs
-
-        p_new, fixed_new, last_new, outs = ops.cond(fixed, repeat, lambda: compute(p))
-        return (p_new, fixed_new, last_new), outs
-
-    init = (p0, ops.convert_to_tensor(False), last0)
+    init = (p0, ops.convert_to_tensor(False), outs0)
     _, outs = scan(body, init, length=n_chunks)
     stacked = [ops.reshape(o, (n_chunks * chunk,) + tuple(o.shape[2:]))[:steps] for o in outs]
     return _finish(stacked)

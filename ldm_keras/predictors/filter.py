@@ -39,8 +39,9 @@ class KalmanFilter(keras.layers.Layer):
     observed; or Keras' own mask from an upstream ``keras.layers.Masking``) marks the
     frames that exist: a masked step predicts but does not update (``h_t = h⁻_t``,
     ``P_t = P⁻_t``) and its ``nll`` is 0; a padded tail makes sequences of different
-    lengths one batch. Masked frames may hold anything (their values are replaced by
-    zeros before use). With ``nan_as_missing=True`` a frame with a NaN in any feature is
+    lengths one batch. Masked frames may hold anything: their observations are never
+    used (in ``"input"`` noise mode their ``log_var`` still gives the predicted ``S_t``
+    where it is finite, 0 otherwise). With ``nan_as_missing=True`` a frame with a NaN in any feature is
     missing too. Every sequence needs at least one observed frame (checked eagerly).
 
     **Irregular sampling.** With a continuous-time cell (``dynamics="continuous"``) the
@@ -298,21 +299,30 @@ class KalmanFilter(keras.layers.Layer):
         shape = static_shape(x)
         self._check_inputs(shape)
         if mask is not None:
+            mask = ops.convert_to_tensor(mask) if not hasattr(mask, "shape") else mask
             self._check_mask(mask, shape)
         if dt is not None:
+            if not hasattr(dt, "shape") or not hasattr(dt, "dtype"):
+                dt = ops.convert_to_tensor(dt, "float32")
             self._check_dt(dt, shape)
         self._eager_value_checks(mask, dt)
         if self.nan_as_missing:
             finite = ops.all(ops.isfinite(x), axis=-1)
             mask = finite if mask is None else ops.logical_and(mask, finite)
             self._eager_value_checks(mask, None)
-        if mask is not None:
-            x = ops.where(ops.expand_dims(mask, -1), x, ops.zeros_like(x))
-        if self.check_finite:
-            check_finite(x, "inputs")
         l_ = self.observation_dim
         z = x[..., :l_]
         log_var = x[..., l_:] if self.cell.observation_noise == "input" else None
+        if mask is not None:
+            # A missing frame's observation is never used; its noise (a missing frame's
+            # S_t is still a prediction) is kept where finite.
+            z = ops.where(ops.expand_dims(mask, -1), z, ops.zeros_like(z))
+            if log_var is not None:
+                log_var = ops.where(ops.isfinite(log_var), log_var, ops.zeros_like(log_var))
+        if self.check_finite:
+            check_finite(z, "inputs")
+            if log_var is not None:
+                check_finite(log_var, "inputs")
         if self.cell.continuous:
             if dt is None:
                 dt = ops.ones((shape[1] if shape[1] is not None else ops.shape(x)[1],),
