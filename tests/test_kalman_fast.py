@@ -145,15 +145,16 @@ def test_compiled_paths_equal_plain_recursion(rng):
 
 
 def test_steady_state_is_the_fixed_point(rng):
-    """Eagerly, the shared recursion stops once it has reached its float32 limit (a
-    fixed point or a rounding cycle) and repeats it: the outputs equal the full
-    recursion's bit for bit."""
-    kf = _model(2, 2, rng, 0.9)
-    c = kf.cell
-    args = (c.transition_value(), c.process_cov(), c.observation_matrix_value(),
-            c._observation_var(), keras.ops.eye(2))
-    short, fixed_at = _recursion.shared_covariances(*args, 200, steady_state=True)
-    full, none = _recursion.shared_covariances(*args, 200, steady_state=False)
-    assert none is None and fixed_at is not None and fixed_at < 100
-    for key in full:
-        np.testing.assert_array_equal(to_numpy(short[key]), to_numpy(full[key]), err_msg=key)
+    """Eagerly, the shared recursion stops once it has reached its float32 limit (an
+    exact fixed point or rounding cycle, or a drift bounded below 1e-7) and repeats it:
+    the outputs equal the full recursion's to 1e-6."""
+    for s in (2, 24):
+        kf = _model(s, s, rng, 0.9)
+        c = kf.cell
+        args = (c.transition_value(), c.process_cov(), c.observation_matrix_value(),
+                c._observation_var(), keras.ops.eye(s))
+        short, fixed_at = _recursion.shared_covariances(*args, 200, steady_state=True)
+        full, none = _recursion.shared_covariances(*args, 200, steady_state=False)
+        assert none is None and fixed_at is not None and fixed_at < 100, (s, fixed_at)
+        for key in full:
+            assert _rel_err(to_numpy(full[key]), to_numpy(short[key])) < 1e-6, key

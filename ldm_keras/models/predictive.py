@@ -272,7 +272,13 @@ class PredictiveLDM(LDMModel):
             inputs = ops.concatenate([z, ops.cast(log_var, z.dtype)], axis=-1)
         return z, inputs
 
-    def _forward(self, x, training, mask=None, dt=None):
+    def _forward(self, x, training):
+        """``(latents, predictor outputs)``."""
+        z, out, _ = self._forward_masked(x, training)
+        return z, out
+
+    def _forward_masked(self, x, training, mask=None, dt=None):
+        """``(latents, predictor outputs, mask or None)``."""
         x, mask, dt = self._split_inputs(x, mask, dt)
         z, inputs = self._predictor_inputs(x, training)
         if self._is_kalman:
@@ -282,7 +288,7 @@ class PredictiveLDM(LDMModel):
         return z, out, mask
 
     def call(self, x, training=False):
-        z, out, _ = self._forward(x, training)
+        z, out = self._forward(x, training)
         return {"latents": ops.cast(z, "float32"), **out}
 
     def smooth(self, x, mask=None, dt=None):
@@ -352,7 +358,7 @@ class PredictiveLDM(LDMModel):
         return ops.take(pooled, ops.convert_to_tensor(keep, "int32"), axis=0)
 
     def compute_ldm_loss(self, x, training=False):
-        z, out, mask = self._forward(x, training)
+        z, out, mask = self._forward_masked(x, training)
         alignment = -self.mean_nll(out["nll"], mask)
         if self.entropy is None:
             ent = ops.zeros((), "float32")

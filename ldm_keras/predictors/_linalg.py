@@ -117,6 +117,25 @@ def _block_cholesky_and_inverse(a):
     return c, w
 
 
+def _block_diag_and_inverse(a):
+    """The recursion of :func:`_block_cholesky_and_inverse` keeping only ``diag C`` and
+    ``W = C⁻¹`` (``C₂₁`` is needed, the assembled ``C`` is not): half the assembly."""
+    n = a.shape[-1]
+    if n == 1:
+        c = ops.sqrt(a)
+        return c[..., 0], 1.0 / c
+    k = n // 2
+    a11, a21, a22 = a[..., :k, :k], a[..., k:, :k], a[..., k:, k:]
+    d11, w11 = _block_diag_and_inverse(a11)
+    c21 = ops.matmul(a21, transpose(w11))
+    d22, w22 = _block_diag_and_inverse(a22 - ops.matmul(c21, transpose(c21)))
+    w21 = -ops.matmul(ops.matmul(w22, c21), w11)
+    zero = ops.zeros_like(transpose(c21))
+    w = ops.concatenate([ops.concatenate([w11, zero], -1),
+                         ops.concatenate([w21, w22], -1)], -2)
+    return ops.concatenate([d11, d22], -1), w
+
+
 def cholesky_and_inverse(a):
     """Cholesky factor ``C`` (lower, ``A = C Cᵀ``) of SPD ``a`` (..., n, n) and ``C⁻¹``.
 
@@ -143,6 +162,26 @@ def cholesky_and_inverse(a):
         eye = ops.broadcast_to(eye, tuple(ops.shape(a)))
     w = ops.linalg.solve_triangular(c, eye, lower=True)
     return c, w
+
+
+def whitening(a):
+    """``(W = C⁻¹, F)`` for SPD ``a`` with ``A = C Cᵀ``, where ``F`` gives the
+    log-determinant through :func:`log_det_from_factor`: the factor ``C`` itself
+    (PyTorch, TensorFlow) or, on JAX, only its diagonal (the block recursion need not
+    assemble ``C``). For a stack of steps, take the log-determinants after stacking:
+    one ``diagonal`` instead of one per step (its gradient is a scatter each time)."""
+    if _BACKEND == "jax":
+        diag, w = _block_diag_and_inverse(ops.cast(a, "float32"))
+        return w, diag
+    c, w = cholesky_and_inverse(a)
+    return w, c
+
+
+def log_det_from_factor(f):
+    """``log det A`` from the second output of :func:`whitening` (a factor or a diagonal)."""
+    if _BACKEND == "jax":
+        return 2.0 * ops.sum(ops.log(f), axis=-1)
+    return log_det_from_cholesky(f)
 
 
 def log_det_from_cholesky(c):

@@ -32,6 +32,7 @@ import keras
 from keras import ops
 
 from . import _linalg as la
+from .transition import spectral_radius
 
 _BACKEND = keras.backend.backend()
 
@@ -93,7 +94,7 @@ def _covariance_step(p, a, q, d, consts, joseph):
     prior = a @ p @ t(a) + q
     dp = d @ prior                                                   # (L, S)
     pred = la.sym(dp @ t(d) + r_diag)
-    chol, white = la.cholesky_and_inverse(pred)
+    white, factor = la.whitening(pred)
     g = white @ dp                                                   # W D P⁻  (L, S)
     kt = t(white) @ g                                                # Kᵀ = Wᵀ W D P⁻
     if joseph:
@@ -103,25 +104,46 @@ def _covariance_step(p, a, q, d, consts, joseph):
     else:
         post = prior - t(g) @ g
     post = la.sym(post)
-    return post, (prior, pred, white, chol, kt, post)
+    return post, (prior, pred, white, factor, kt, post)
 
 
 def _constants(r, jitter, s):
     return (ops.diag(r + jitter), ops.diag(r), ops.eye(s, dtype="float32"))
 
 
-def _finish(outs):
-    """Stacked step outputs → the dict of :data:`_COV_KEYS` (log-determinants at once)."""
-    prior, pred, white, chol, kt, post = outs
-    log_det = la.log_det_from_cholesky(chol)
-    return dict(zip(_COV_KEYS, (prior, pred, white, log_det, kt, post)))
+def _finish(outs, idx=tuple(range(6))):
+    """Stacked step outputs (those at positions ``idx`` of a step's tuple) → a dict of
+    :data:`_COV_KEYS` (the log-determinants of every step at once)."""
+    full = dict(zip(idx, outs))
+    if 3 in full:
+        full[3] = la.log_det_from_factor(full[3])
+    return {_COV_KEYS[i]: v for i, v in full.items()}
 
 
 _COV_KEYS = ("prior_cov", "prediction_cov", "whitening", "log_det", "gain_t", "state_cov")
 
 
+def _relative_change(p_new, p_old):
+    return ops.max(ops.abs(p_new - p_old)) / ops.maximum(ops.max(ops.abs(p_new)), 1e-30)
+
+
+def _drift_bound(change, kt, a, d):
+    """Bound on the relative distance of ``P_t`` to the steady state.
+
+    Near the fixed point the error of the covariance recursion evolves as
+    ``E_{t+1} ≈ Φ E_t Φᵀ`` with the closed-loop transition ``Φ = (I - K D) A``, so with
+    ``ρ = ρ(Φ)`` the change still to come after a step that changed ``P`` by ``δ`` is at
+    most about ``δ ρ² / (1 - ρ²)`` (infinite for ``ρ ≥ 1``). This lets the recursion stop
+    at float32's noise floor (for larger ``S`` it wanders there instead of settling on
+    an exact fixed point) without stopping early on a slowly converging mode.
+    """
+    phi = (ops.eye(a.shape[-1], dtype="float32") - la.transpose(kt) @ d) @ a
+    rho2 = ops.square(spectral_radius(ops.stop_gradient(phi)))
+    return ops.where(rho2 < 1.0, change * rho2 / ops.maximum(1.0 - rho2, 1e-30), 1e30)
+
+
 def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_state=True,
-                       unroll=1):
+                       unroll=1, keep=None):
     """The covariance recursion without the batch axis, for ``steps`` steps.
 
     Args:
@@ -131,11 +153,14 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
         r: diagonal of ``R``, ``(L,)``.
         p0: initial posterior covariance ``(S, S)``.
         steps: ``T`` (a Python int).
+        keep: the keys of the result wanted (default all); ``whitening``, ``log_det``,
+            ``gain_t`` are always computed.
         steady_state: with constant ``A``, ``Q``, stop once the recursion has reached
-            its float32 limit: eagerly, the first step whose posterior covariance equals
-            one of the previous :data:`MAX_PERIOD` exactly (a fixed point, or a cycle of
-            rounding), after which the outputs repeat with that period, bit for bit;
-            traced, see :func:`_chunked_steady_state`.
+            its float32 limit and repeat it: eagerly, at the first step whose posterior
+            covariance equals one of the previous :data:`MAX_PERIOD` exactly (a fixed
+            point, or a cycle of rounding: the outputs then repeat with that period, bit
+            for bit), or whose remaining drift is bounded below :data:`STEADY_TOL` (see
+            :func:`_drift_bound`); traced, see :func:`_chunked_steady_state`.
 
     Returns:
         ``(dict of (T, …) stacks: prior_cov, prediction_cov, whitening, log_det, gain_t,
@@ -143,19 +168,28 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
     """
     varying = _time_varying(a, 2) or _time_varying(q, 2)
     consts = _constants(r, jitter, p0.shape[-1])
+    names = ("prior_cov", "prediction_cov", "whitening", "log_det", "gain_t", "state_cov")
+    wanted = set(names if keep is None else keep) | {"whitening", "log_det", "gain_t",
+                                                     "state_cov"}
+    idx = tuple(i for i, n in enumerate(names) if n in wanted)
 
-    if not varying and steady_state and is_eager(p0):
+    if not varying and steady_state and all(is_eager(x) for x in (p0, a, q, d, r)):
         # The float32 recursion ends in a fixed point or a short cycle (period 4 seen):
         # once P_t equals P_{t-j} exactly the outputs repeat with period j, bit for bit.
         posts, outs, fixed_at, period = [p0], [], None, None
         for t in range(steps):
             p_new, out = _covariance_step(posts[-1], a, q, d, consts, joseph)
-            outs.append(out)
+            outs.append(tuple(out[i] for i in idx))
             posts.append(p_new)
             for j in range(1, min(MAX_PERIOD, t + 1) + 1):
                 if la.all_equal(p_new, posts[-1 - j]):
                     fixed_at, period = t + 1, j
                     break
+            if fixed_at is None and t > 0:
+                change = float(ops.convert_to_numpy(_relative_change(p_new, posts[-2])))
+                if change <= STEADY_CHECK and float(ops.convert_to_numpy(
+                        _drift_bound(change, out[4], a, d))) <= STEADY_TOL:
+                    fixed_at, period = t + 1, 1
             if fixed_at is not None:
                 break
         stacked = [la.stack(col) for col in zip(*outs)]
@@ -165,10 +199,11 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
             stacked = [ops.concatenate(
                 [x, ops.tile(x[-period:], (reps,) + (1,) * (len(x.shape) - 1))[:rest]], axis=0)
                 for x in stacked]
-        return _finish(stacked), fixed_at
+        return _finish(stacked, idx), fixed_at
 
     if not varying and steady_state and steps > 2 * STEADY_CHUNK:
-        return _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll), None
+        outs = _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, idx)
+        return _finish(outs, idx), None
 
     a_seq = a if _time_varying(a, 2) else None
     q_seq = q if _time_varying(q, 2) else None
@@ -176,14 +211,15 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
     def body(p, xs):
         a_t = a if a_seq is None else xs[0]
         q_t = q if q_seq is None else xs[1]
-        return _covariance_step(p, a_t, q_t, d, consts, joseph)
+        p_new, out = _covariance_step(p, a_t, q_t, d, consts, joseph)
+        return p_new, tuple(out[i] for i in idx)
 
     xs = None
     if varying:
         xs = (a if a_seq is not None else ops.zeros((steps,), "float32"),
               q if q_seq is not None else ops.zeros((steps,), "float32"))
     _, outs = scan(body, p0, xs=xs, length=steps, unroll=unroll)
-    return _finish(outs), None
+    return _finish(outs, idx), None
 
 
 def _combine_covariance_elements(earlier, later):
@@ -277,49 +313,83 @@ def parallel_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True):
         prior = la.sym(ops.einsum("ij,tjk,lk->til", a, p_prev, a)) + q
     dp = ops.einsum("ls,tsk->tlk", d, prior)
     pred = la.sym(ops.einsum("tlk,mk->tlm", dp, d)) + ops.diag(r + jitter)
-    chol, white = la.cholesky_and_inverse(pred)
+    white, factor = la.whitening(pred)
     kt_all = ops.matmul(la.transpose(white), ops.matmul(white, dp))
-    return dict(zip(_COV_KEYS, (prior, pred, white, la.log_det_from_cholesky(chol), kt_all,
+    return dict(zip(_COV_KEYS, (prior, pred, white, la.log_det_from_factor(factor), kt_all,
                                 post)))
 
 
-#: Steps per chunk of the traced steady-state recursion.
-STEADY_CHUNK = 16
+#: Steps per chunk of the traced steady-state recursion, and how many steps run in such
+#: chunks (beyond them: one repetition, or an ordinary scan).
+STEADY_CHUNK = 8
+STEADY_HEAD = 128
 #: Longest rounding cycle of the covariance recursion detected eagerly.
 MAX_PERIOD = 8
+#: The steady state is taken once the remaining relative drift of ``P`` is bounded
+#: below this (:func:`_drift_bound`), checked after steps that changed ``P`` by less
+#: than ``STEADY_CHECK`` (relative).
+STEADY_TOL = 1e-7
+STEADY_CHECK = 1e-6
 
 
-def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll):
+def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, keep):
     """Traced (``jit`` / ``tf.function``) covariance recursion that skips its steady state.
 
-    The ``T`` steps run as chunks of :data:`STEADY_CHUNK`; a chunk that ends with the
-    covariance it started from (the float32 fixed point, or a cycle whose period divides
-    the chunk length) repeats exactly, so every later chunk reuses its outputs
-    (``cond``: the recursion is not computed, forward or backward).
+    The first ``min(T, STEADY_HEAD)`` steps run as chunks of :data:`STEADY_CHUNK`; once a
+    chunk ends at the steady state (it ends where it started: a fixed point or a
+    rounding cycle whose period divides the chunk; or its last step's remaining drift is
+    bounded below :data:`STEADY_TOL`, :func:`_drift_bound`), every later chunk repeats
+    its last step (``cond``: the recursion is not computed, forward or backward). The
+    remaining steps are then either that repetition or, if the head ended before the
+    steady state, an ordinary scan (one more ``cond``).
     """
     chunk = STEADY_CHUNK
-    n_chunks = -(-steps // chunk)
+    head = min(steps, STEADY_HEAD)
+    n_chunks = -(-head // chunk)
 
     def step(p, _):
-        return _covariance_step(p, a, q, d, consts, joseph)
+        p_new, out = _covariance_step(p, a, q, d, consts, joseph)
+        return p_new, tuple(out[i] for i in keep)
+
+    kt_pos, post_pos = keep.index(4), keep.index(5)
 
     def compute(p):
         p_new, outs = scan(step, p, length=chunk, unroll=unroll)
-        return p_new, ops.all(ops.equal(p_new, p)), outs
+        post = outs[post_pos]
+        change = _relative_change(post[-1], post[-2])
+        bound = _drift_bound(change, outs[kt_pos][-1], a, d)
+        fixed = ops.logical_or(ops.all(ops.equal(p_new, p)), bound <= STEADY_TOL)
+        return p_new, fixed, tuple(o[-1] for o in outs), outs
 
-    _, _, outs0 = compute(p0)  # shapes only (dead code once traced)
-    outs0 = tuple(ops.zeros_like(x) for x in outs0)
+    _, _, last0, _ = compute(p0)  # shapes only (dead code once traced)
+    last0 = tuple(ops.zeros_like(x) for x in last0)
+
+    def repeat(last, length):
+        return tuple(ops.broadcast_to(ops.expand_dims(x, 0), (length,) + tuple(x.shape))
+                     for x in last)
 
     def body(carry, _):
         p, fixed, last = carry
-        p_new, fixed_new, outs = ops.cond(fixed, lambda: (p, fixed, last),
-                                          lambda: compute(p))
-        return (p_new, fixed_new, outs), outs
+        p_new, fixed_new, last_new, outs = ops.cond(
+            fixed, lambda: (p, fixed, last, repeat(last, chunk)), lambda: compute(p))
+        return (p_new, fixed_new, last_new), outs
 
-    init = (p0, ops.convert_to_tensor(False), outs0)
-    _, outs = scan(body, init, length=n_chunks)
-    stacked = [ops.reshape(o, (n_chunks * chunk,) + tuple(o.shape[2:]))[:steps] for o in outs]
-    return _finish(stacked)
+    init = (p0, ops.convert_to_tensor(False), last0)
+    (p_head, fixed, last), outs = scan(body, init, length=n_chunks)
+    outs = [ops.reshape(o, (n_chunks * chunk,) + tuple(o.shape[2:])) for o in outs]
+    extra = n_chunks * chunk - head
+    if steps > n_chunks * chunk:
+        rest = steps - n_chunks * chunk
+
+        def tail():
+            _, tail_outs = scan(step, p_head, length=rest, unroll=unroll)
+            return tuple(tail_outs)
+
+        tail_outs = ops.cond(fixed, lambda: repeat(last, rest), tail)
+        outs = [ops.concatenate([o, t], axis=0) for o, t in zip(outs, tail_outs)]
+    elif extra:
+        outs = [o[:steps] for o in outs]
+    return outs
 
 
 def _doubling_scan(n_mats, v):
@@ -362,7 +432,9 @@ def shared_means(zc, u0, a, d, gain_t, parallel=False, unroll=1):
     n_mats = la.transpose(a) @ ikd_t                                  # (T, S, S)
     v = ops.transpose(zc, (1, 0, 2)) @ gain_t                         # (T, B, S)
     # The initial state enters through the first step: v₁ += u₀ N₁.
-    v = ops.concatenate([v[:1] + u0 @ n_mats[0], v[1:]], axis=0)
+    # (explicit rank: TensorFlow's graph optimiser mis-broadcast a (1, S) + (1, B, S) here
+    # at B = 1)
+    v = ops.concatenate([v[:1] + ops.expand_dims(u0 @ n_mats[0], 0), v[1:]], axis=0)
     if parallel:
         u = _doubling_scan(n_mats, v)
     else:
@@ -406,7 +478,7 @@ def batched_step(carry, xs, params):
     pred_cov = la.sym(ops.einsum("blk,mk->blm", dp, d))
     pred_cov = pred_cov + ops.expand_dims(r + params["jitter"], -1) * ops.eye(
         d.shape[0], dtype="float32")
-    chol, white = la.cholesky_and_inverse(pred_cov)
+    white, factor = la.whitening(pred_cov)
     g = ops.matmul(white, dp)                                        # (B, L, S)
     kt = ops.matmul(la.transpose(white), g)                          # (B, L, S)
     pred = ops.matmul(prior_mean, la.transpose(d))
@@ -426,7 +498,7 @@ def batched_step(carry, xs, params):
     target = ops.stop_gradient(z) if params["stop_gradient_targets"] else z
     e_loss = target - pred
     whitened = ops.einsum("bml,bl->bm", white, e_loss)
-    nll = 0.5 * ops.sum(ops.square(whitened), axis=-1) + 0.5 * la.log_det_from_cholesky(chol)
+    nll = 0.5 * ops.sum(ops.square(whitened), axis=-1) + 0.5 * la.log_det_from_factor(factor)
     if mask is not None:
         keep = ops.expand_dims(ops.expand_dims(mask, -1), -1)
         post = ops.where(keep, post, prior)

@@ -376,9 +376,11 @@ class KalmanFilter(keras.layers.Layer):
                 cov = rec.parallel_covariances(a, q, d, r, p0, int(steps), jitter=cell.jitter,
                                                joseph=joseph)
             else:
+                keep = (["prediction_cov", "state_cov"] if self.return_covariances else [])
+                keep += ["prior_cov", "state_cov"] if internals else []
                 cov, _ = rec.shared_covariances(
                     a, q, d, r, p0, int(steps), jitter=cell.jitter, joseph=joseph,
-                    steady_state=self.steady_state, unroll=unroll)
+                    steady_state=self.steady_state, unroll=unroll, keep=keep)
             u0 = h0 - b
             zc = z - b @ la.transpose(d)
             u = rec.shared_means(zc, u0, a, d, cov["gain_t"], parallel=parallel,
