@@ -27,7 +27,9 @@ backend. In eager PyTorch each ``keras.ops`` call costs a fixed dispatch time (m
 30-35 µs for a 2 × 2 ``ops.matmul`` against 3.5 µs for ``@``, and 300 µs for a
 three-operand ``einsum``, on a 2-core machine under load), which dominated a filter step
 of tiny matrices; so on PyTorch :func:`transpose` and :func:`cholesky_and_inverse` call
-``torch`` directly (a measured exception to "keras.ops only").
+``torch`` directly (a measured exception to "keras.ops only"). On TensorFlow
+:func:`cholesky_and_inverse` calls ``tf.linalg`` directly (Keras adds a
+``check_numerics`` that raises inside compiled steps).
 """
 
 import keras
@@ -154,14 +156,14 @@ def cholesky_and_inverse(a):
         c = torch.linalg.cholesky(a)
         eye = _torch_eye(a.shape[-1], a).expand_as(a)
         return c, torch.linalg.solve_triangular(c, eye, upper=False)
-    a = ops.cast(a, "float32")
-    c = ops.linalg.cholesky(a)
-    n = a.shape[-1]
-    eye = ops.eye(n, dtype="float32")
-    if len(a.shape) > 2:
-        eye = ops.broadcast_to(eye, tuple(ops.shape(a)))
-    w = ops.linalg.solve_triangular(c, eye, lower=True)
-    return c, w
+    import tensorflow as tf
+
+    # tf.linalg directly: Keras' ops.linalg.cholesky adds a check_numerics that raises
+    # inside a compiled step instead of letting the non-finite guard skip it.
+    a = tf.cast(a, "float32")
+    c = tf.linalg.cholesky(a)
+    eye = tf.broadcast_to(tf.eye(a.shape[-1], dtype="float32"), tf.shape(a))
+    return c, tf.linalg.triangular_solve(c, eye, lower=True)
 
 
 def whitening(a):

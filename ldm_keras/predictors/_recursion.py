@@ -56,27 +56,36 @@ def is_eager(x=None):
 
 
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
-    """``keras.ops.scan`` whose per-step outputs may differ from the carry.
+    """``keras.ops.scan`` (``f(carry, x) -> (carry, y)``), with a TensorFlow exception.
 
-    Keras' TensorFlow scan stores the outputs in arrays shaped like the carry; there the
-    outputs ride along in the carry (started from zeros shaped like one step's outputs,
-    which XLA removes as dead code).
+    Keras' TensorFlow scan stores the outputs in arrays shaped like the carry, and its
+    ``tf.while_loop`` has no ``maximum_iterations``, which XLA needs to differentiate
+    the loop (``jit_compile=True``). On TensorFlow this is ``tf.scan`` (which sets it),
+    the outputs riding along in the accumulator (started from zeros shaped like one
+    step's outputs; XLA removes that first evaluation as dead code).
     """
     if _BACKEND != "tensorflow":
         return ops.scan(f, init, xs=xs, length=length, reverse=reverse, unroll=unroll)
+    import tensorflow as tf
     from keras import tree
 
-    x0 = None if xs is None else tree.map_structure(lambda x: x[-1 if reverse else 0], xs)
+    if xs is None:
+        elems = tf.range(int(length))
+        x0 = None
+    else:
+        elems = xs
+        x0 = tree.map_structure(lambda x: x[-1 if reverse else 0], xs)
     _, y0 = f(init, x0)
     y0 = tree.map_structure(ops.zeros_like, y0)
 
-    def g(carry, x):
-        c, y = f(carry[0], x)
-        return (c, y), (c, y)
+    def g(acc, x):
+        return f(acc[0], None if xs is None else x)
 
-    (carry, _), (_, ys) = ops.scan(g, (init, y0), xs=xs, length=length, reverse=reverse,
-                                   unroll=unroll)
-    return carry, ys
+    carries, ys = tf.scan(g, elems, initializer=(init, y0), reverse=reverse,
+                          parallel_iterations=int(unroll) if not isinstance(unroll, bool)
+                          else 1)
+    last = 0 if reverse else -1
+    return tree.map_structure(lambda c: c[last], carries), ys
 
 
 def _time_varying(m, rank):
@@ -201,7 +210,11 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
                 for x in stacked]
         return _finish(stacked, idx), fixed_at
 
-    if not varying and steady_state and steps > 2 * STEADY_CHUNK:
+    # Traced: chunks with a cond per chunk. Not on TensorFlow, which cannot differentiate
+    # a while loop whose body holds a cond ("creates a resource in its body"), nor
+    # compile a TensorArray loop inside a cond branch with XLA: there the plain scan.
+    if (not varying and steady_state and steps > 2 * STEADY_CHUNK
+            and _BACKEND != "tensorflow"):
         outs = _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, idx)
         return _finish(outs, idx), None
 
