@@ -26,6 +26,10 @@ Two recursions:
 * :func:`batched_filter` — the general recursion with per-sequence covariances: masks
   (missing frames), per-frame observation noise, the innovation network, per-sequence
   time gaps or initial covariances.
+
+Long module: the batched step, the batch-free shared-covariance recursion with its
+steady-state detection and the doubling scan, the masked and time-varying variants and
+the parallel (associative-scan) form share their notation and helpers here.
 """
 
 import keras

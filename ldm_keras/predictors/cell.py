@@ -1,18 +1,22 @@
-"""``KalmanCell``: the parameters of the linear-Gaussian latent model and one filter step."""
+"""``KalmanCell``: the parameters of the linear-Gaussian latent model and one filter step.
+
+Long module: one layer whose options (observation matrix and noise modes, innovation
+network, discrete or continuous dynamics, covariance update) each need their weights,
+their validation and their documented formula in one place.
+"""
 
 import math
 
 import keras
 from keras import ops
 
+from .._math import LOG_2PI
 from .._serialization import register
 from .._validation import check_choice, check_int, check_positive
 from . import _layout
 from . import _linalg as la
 from ._recursion import batched_step
 from .transition import TransitionInitializer, spectral_radius
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @register
@@ -380,7 +384,7 @@ class KalmanCell(keras.layers.Layer):
 
     def nll_constant(self):
         """``L/2 · log 2π`` with ``include_constant``, else 0."""
-        return 0.5 * self.observation_dim * _LOG_2PI if self.include_constant else 0.0
+        return 0.5 * self.observation_dim * LOG_2PI if self.include_constant else 0.0
 
     def call(self, inputs, states, training=None):
         s, l_ = self.state_dim, self.observation_dim

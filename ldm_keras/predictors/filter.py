@@ -1,10 +1,16 @@
-"""``KalmanFilter``: run a :class:`KalmanCell` over sequences, with masks, time gaps and smoothing."""
+"""``KalmanFilter``: run a :class:`KalmanCell` over sequences, with masks, time gaps and smoothing.
+
+Long module: the layer's one public surface (call, masks, time gaps, smoothing, the
+covariance modes, the Keras RNN-mask protocol, serialisation) with its docstrings; the
+recursions themselves are in ``_recursion`` and ``_linalg``.
+"""
 
 import warnings
 
 import keras
 from keras import ops
 
+from .._math import eigen_angles
 from .._serialization import register
 from .._validation import check_choice, check_finite, check_int, check_rank, static_shape
 from . import _linalg as la
@@ -145,10 +151,7 @@ class KalmanFilter(keras.layers.Layer):
         For 2-d rotational dynamics ``A ≈ r·R(θ)`` this is ``[θ, -θ]``: the learned
         rotation per step (per unit of time in continuous time). Returns a NumPy array.
         """
-        from ..evaluation import dynamics
-
-        fn = getattr(dynamics, "eigen_angles", None) or dynamics.rotation_per_step
-        return fn(ops.convert_to_numpy(self.transition_matrix))
+        return eigen_angles(ops.convert_to_numpy(self.transition_matrix))
 
     def rotation_per_step(self):
         """Deprecated alias of :meth:`eigen_angles`."""
