@@ -147,7 +147,7 @@ def test_compiled_paths_equal_plain_recursion(rng):
 def test_steady_state_is_the_fixed_point(rng):
     """Eagerly, the shared recursion stops once it has reached its float32 limit (an
     exact fixed point or rounding cycle, or a drift bounded below 1e-7) and repeats it:
-    the outputs equal the full recursion's to 1e-6."""
+    the outputs equal the full recursion's to 1e-5 (float32, relative; the issue's bound)."""
     for s in (2, 24):
         kf = _model(s, s, rng, 0.9)
         c = kf.cell
@@ -157,4 +157,4 @@ def test_steady_state_is_the_fixed_point(rng):
         full, none = _recursion.shared_covariances(*args, 200, steady_state=False)
         assert none is None and fixed_at is not None and fixed_at < 100, (s, fixed_at)
         for key in full:
-            assert _rel_err(to_numpy(full[key]), to_numpy(short[key])) < 1e-6, key
+            assert _rel_err(to_numpy(full[key]), to_numpy(short[key])) < 1e-5, key

@@ -246,10 +246,12 @@ class KalmanFilter(keras.layers.Layer):
             import numpy as np
 
             if not np.all(np.isfinite(values)) or np.any(values < 0):
+                finite = values[np.isfinite(values)]
+                span = (f"[{finite.min():g}, {finite.max():g}]" if finite.size
+                        else "none finite")
                 raise ValueError(
-                    "`dt` (time gaps) must be finite and >= 0; received values in "
-                    f"[{np.nanmin(values):g}, {np.nanmax(values):g}] with "
-                    f"{int(np.sum(~np.isfinite(values)))} non-finite.")
+                    f"`dt` (time gaps) must be finite and >= 0; received values in {span} "
+                    f"with {int(np.sum(~np.isfinite(values)))} non-finite.")
 
     # ---- Keras plumbing -------------------------------------------------------------
 
