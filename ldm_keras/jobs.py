@@ -31,9 +31,13 @@ from .data.pairs import same_class_pairs
 from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
 from .models.encoders import conv_encoder, mlp, resnet18
 
-#: Per-dataset defaults: encoder factory, view preset, epochs, learning rate, and recipe
-#: settings tuned for the dataset. On the 8×8 digits the sphere recipes use κ = γ = 10
-#: (temperature 0.1), which probed better than κ = 5 (RESULTS.md, "Digits").
+#: Per-dataset defaults: encoder factory, view preset, epochs, optimizer, learning rate
+#: and schedule, and recipe settings tuned for the dataset. On the 8×8 digits the sphere
+#: recipes use κ = γ = 10 (temperature 0.1), which probed better than κ = 5 (RESULTS.md,
+#: "Digits"); digits trains with Adam. CIFAR-10/100 follow the reference image recipe
+#: (docs/spec.md §5): LARS, lr 0.3 at batch 256, weight decay 1e-6, biases and
+#: normalisation parameters excluded from weight decay and trust ratio, cosine decay over
+#: the run (:func:`ldm_keras.recipes.default_optimizer` with ``optimizer="lars"``).
 _SPHERE10 = {"precision": 10.0, "entropy_precision": 10.0}
 DATASETS = {
     "digits": {"preset": "digits", "epochs": 60, "learning_rate": 2e-3,
@@ -43,8 +47,10 @@ DATASETS = {
     # 3 partners per image, no augmentation.
     "digits-pairs": {"preset": None, "pairs": 3, "epochs": 30, "learning_rate": 2e-3,
                      "encoder": lambda shape: conv_encoder(shape, dim=64)},
-    "cifar10": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
-    "cifar100": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
+    "cifar10": {"preset": "cifar", "epochs": 1000, "optimizer": "lars", "learning_rate": 0.3,
+                "schedule": "cosine", "encoder": lambda shape: resnet18(shape)},
+    "cifar100": {"preset": "cifar", "epochs": 1000, "optimizer": "lars", "learning_rate": 0.3,
+                 "schedule": "cosine", "encoder": lambda shape: resnet18(shape)},
 }
 
 
@@ -54,6 +60,50 @@ def _defaults_for(dataset, shape):
     if shape[0] <= 16:
         return {"preset": "digits", "epochs": 50, "encoder": lambda s: conv_encoder(s, dim=64)}
     return {"preset": "cifar", "epochs": 100, "encoder": lambda s: resnet18(s)}
+
+
+def job_optimizer(recipe, dataset, learning_rate=None, steps=None, shape=None):
+    """The optimizer :func:`train_multiview` compiles with for ``recipe`` on ``dataset``.
+
+    The dataset's :data:`DATASETS` entry chooses it (``optimizer``: ``"adam"`` unless
+    given, ``learning_rate``, ``schedule``); ``learning_rate`` overrides the dataset's,
+    ``steps`` (optimizer steps of the whole run) is the length of a cosine schedule.
+    ``shape`` (an image's shape) picks the defaults of a dataset not in :data:`DATASETS`.
+
+    Example:
+        >>> job_optimizer("simclr", "cifar10", steps=1000 * 195)    # LARS, lr 0.3, cosine
+        >>> job_optimizer("simclr", "digits")                        # Adam, lr 2e-3
+    """
+    if dataset not in DATASETS and shape is None:
+        raise ValueError(f"`dataset` {dataset!r} is not one of {sorted(DATASETS)}; give "
+                         "`shape` (an image's shape) to use the defaults for its size.")
+    d = _defaults_for(dataset, shape)
+    return recipes.default_optimizer(recipe, learning_rate or d.get("learning_rate"),
+                                     decay_steps=steps, schedule=d.get("schedule"),
+                                     optimizer=d.get("optimizer", "adam"))
+
+
+def describe_optimizer(optimizer):
+    """A one-line description of a compiled optimizer (what the zoo's cards record).
+
+    Example:
+        >>> describe_optimizer(keras.optimizers.Adam(2e-3))       # 'Adam (lr 0.002)'
+    """
+    lr = optimizer._learning_rate   # the float or the schedule the optimizer was given
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        c = lr.get_config()
+        rate = (f"lr {c.get('initial_learning_rate')}, {type(lr).__name__} over "
+                f"{c.get('decay_steps')} steps" if "initial_learning_rate" in c
+                else f"lr schedule {type(lr).__name__}")
+    else:
+        rate = f"lr {float(keras.ops.convert_to_numpy(optimizer.learning_rate)):g}"
+    name = type(optimizer).__name__
+    if name == "LARS":
+        return (f"LARS ({rate}, momentum {optimizer.momentum:g}, weight decay "
+                f"{float(optimizer.weight_decay or 0.0):g}, trust coefficient "
+                f"{optimizer.trust_coefficient:g}; biases and normalisation parameters "
+                f"excluded from weight decay and trust ratio: {optimizer.exclude_1d})")
+    return f"{name} ({rate})"
 
 
 def train_multiview(recipe="simclr", dataset="digits",
@@ -67,8 +117,13 @@ def train_multiview(recipe="simclr", dataset="digits",
     ``rep_spread``, …, ``collapsed``). The monitor draws its views from a copy of the
     view generator, so the training itself is the same with or without it.
 
+    The optimizer is the dataset's (:func:`job_optimizer`: Adam on digits, LARS with a
+    cosine schedule over the run on CIFAR-10/100); ``run.json`` records it
+    (:func:`describe_optimizer`).
+
     Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
-    ``encoder_path``, ``monitor`` (``None`` without it) and the fitted ``model``.
+    ``encoder_path``, ``optimizer`` (its description), ``monitor`` (``None`` without it)
+    and the fitted ``model``.
 
     Example:
         >>> result = train_multiview("simclr", "digits", epochs=50, out="runs/simclr")
@@ -87,11 +142,15 @@ def train_multiview(recipe="simclr", dataset="digits",
     settings = {**d.get("recipe_overrides", {}).get(recipe, {}), **overrides}
     model = recipes.build(recipe, encoder, views=views, **settings)
     learning_rate = learning_rate or d.get("learning_rate")
-    model.compile(optimizer=recipes.default_optimizer(recipe, learning_rate))
-    t0 = time.time()
     data = xtr
     if d.get("pairs"):
         data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
+    n = len(data[0]) if isinstance(data, (tuple, list)) else len(data)
+    steps = int(np.ceil(n / min(batch_size, len(xtr)))) * epochs
+    model.compile(optimizer=job_optimizer(recipe, dataset, learning_rate, steps=steps,
+                                          shape=tuple(xtr.shape[1:])))
+    optimizer = describe_optimizer(model.optimizer)
+    t0 = time.time()
     watch = [RepresentationMonitor(xtr[:512])] if monitor else []
     model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)), verbose=verbose,
               shuffle=True, callbacks=recipes.callbacks(recipe, epochs) + watch)
@@ -106,7 +165,8 @@ def train_multiview(recipe="simclr", dataset="digits",
     if model.projector is not None:
         model.projector.save(os.path.join(out, "head.keras"))
     run = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
-           "learning_rate": learning_rate, "seed": seed, "backend": keras.backend.backend(),
+           "learning_rate": learning_rate, "optimizer": optimizer, "seed": seed,
+           "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
            "settings": settings}
     with open(os.path.join(out, "run.json"), "w") as f:
@@ -117,7 +177,7 @@ def train_multiview(recipe="simclr", dataset="digits",
         if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
-            "monitor": final, "model": model}
+            "optimizer": optimizer, "monitor": final, "model": model}
 
 
 def evaluate_run(path):
