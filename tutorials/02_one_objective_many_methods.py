@@ -26,7 +26,9 @@
 #   for the clustering model, clustering accuracy;
 # * the embedding of the test images of each method (PCA to 2-d), coloured by digit;
 # * joint versus marginal entropy: `sphere-ldm` (joint, plain LDM) against `simclr`
-#   (marginal, LDM + MI) — identical except for that one choice.
+#   (marginal, LDM + MI) — identical except for that one choice;
+# * how many directions each method's embedding uses: the effective rank (RankMe) of the
+#   test embeddings, a label-free measure (`ldm.evaluation.effective_rank`).
 #
 # | recipe | latent model (alignment) | entropy (uniformity) |
 # |---|---|---|
@@ -248,6 +250,73 @@ fig.suptitle("Joint vs marginal entropy (vMF-KDE γ = 10 on 512 test images, two
              "views each)")
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "02_joint_vs_marginal.png"), dpi=110)
+
+# %% [markdown]
+# ## How many directions does each embedding use? (effective rank)
+#
+# The effective rank of an embedding matrix `Z` (n × d) is RankMe (Garrido et al.,
+# 2023): the exponential of the entropy of its normalised singular values. It lies
+# between 1 (every image mapped to one direction: collapse) and `min(n, d)` (all
+# directions used equally), and needs no labels — it is what
+# `ldm.callbacks.RepresentationMonitor` logs during training. We compute it, with the
+# other label-free measures of `ldm.evaluation` (the spread `√d · mean std` of the
+# L2-normalised embeddings, ≈ 1 when they fill the sphere evenly, and Wang & Isola's
+# uniformity), on the test images for
+#
+# * the **representation**: the encoder's 64-d output (what the probes read), and
+# * the **latents**: `model.embed(x)`, the projector's output that the objective sees
+#   (64-d for the sphere and SimSiam/BYOL recipes, 128-d for VICReg, 10 cluster
+#   probabilities for the categorical model).
+#
+# The raw pixels (64-d) are the reference. A higher rank is not a better probe by
+# itself; it says how much of the latent space a method fills.
+
+# %%
+rep = ldm.evaluation  # effective_rank, dimension_std, uniformity
+ranks = {"raw pixels": {"rep": rep.effective_rank(flat(x_test)), "lat": float("nan"),
+                        "d_lat": 0, "spread": float(np.sqrt(64) * rep.dimension_std(
+                            flat(x_test)).mean()),
+                        "uniformity": rep.uniformity(flat(x_test))}}
+for name in METHODS:
+    z_lat = np.asarray(keras.ops.convert_to_numpy(models[name].embed(x_test)))
+    z_rep = embeddings[name]
+    ranks[name] = {"rep": rep.effective_rank(z_rep), "lat": rep.effective_rank(z_lat),
+                   "d_lat": z_lat.shape[-1],
+                   "spread": float(np.sqrt(z_lat.shape[-1])
+                                   * rep.dimension_std(z_lat).mean()),
+                   "uniformity": rep.uniformity(z_lat)}
+print(f"{'method':<12} {'rank (repr., 64-d)':>18} {'rank (latents)':>16} "
+      f"{'spread':>7} {'uniformity':>10}")
+for name, r in ranks.items():
+    lat = f"{r['lat']:.1f} / {r['d_lat']}" if r["d_lat"] else "—"
+    print(f"{name:<12} {r['rep']:>18.1f} {lat:>16} {r['spread']:>7.3f} "
+          f"{r['uniformity']:>10.3f}")
+for name in METHODS:
+    key = name.replace("-", "_")
+    print(f"RESULT {key}_effective_rank = {ranks[name]['rep']:.2f}")
+    print(f"RESULT {key}_latent_effective_rank = {ranks[name]['lat']:.2f}")
+print(f"RESULT raw_pixels_effective_rank = {ranks['raw pixels']['rep']:.2f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4))
+names = ["raw pixels"] + METHODS
+pos = np.arange(len(names))
+width = 0.38
+b1 = ax.bar(pos - width / 2, [ranks[n]["rep"] for n in names], width, color="tab:blue",
+            label="representation (encoder output, 64-d)")
+b2 = ax.bar(pos + width / 2, [ranks[n]["lat"] if ranks[n]["d_lat"] else 0.0
+                              for n in names], width, color="tab:olive",
+            label="latents (projector output, the objective's space)")
+ax.bar_label(b1, fmt="%.1f", fontsize=7, padding=1)
+ax.bar_label(b2, labels=[f"{ranks[n]['lat']:.1f}/{ranks[n]['d_lat']}" if ranks[n]["d_lat"]
+                         else "" for n in names], fontsize=7, padding=1)
+ax.set_xticks(pos, names, rotation=20)
+ax.set_ylabel("effective rank (RankMe)")
+ax.set_title(f"Effective rank of the test embeddings after {EPOCHS} epochs "
+             f"({keras.backend.backend()})")
+ax.legend(loc="upper right", fontsize=8)
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "02_effective_rank.png"), dpi=110)
 plt.close("all")
 
 # %% [markdown]
