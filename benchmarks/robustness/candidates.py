@@ -1,0 +1,72 @@
+"""Candidate fixes tried by the robustness suites (experiments; phase 2 moves winners into
+the library). Each is a subclass or wrapper of a library class, so the library itself is
+untouched:
+
+* :class:`DiagonalVariancePredictor` — a :class:`~ldm_keras.predictors.RecurrentPredictor`
+  whose variance is a learned constant per latent dimension (homoscedastic,
+  ``v_l = exp(ρ_l)``, not a function of the past), instead of ``softplus`` of the
+  recurrent state (state-dependent) or a fixed 1.
+* :class:`PoolingLDM` — a :class:`~ldm_keras.models.PredictiveLDM` whose entropy is
+  estimated on a choice of latents: ``"pooled"`` (every step of every window, the
+  library's way), ``"per-step"`` (the k-NN entropy of the batch at each time step,
+  averaged over steps: neighbours come from *other* windows only) or ``"stride-k"``
+  (every k-th step of each window, pooled).
+"""
+
+import keras
+from keras import ops
+
+from ldm_keras.models.predictive import PredictiveLDM
+from ldm_keras.predictors import RecurrentPredictor
+
+
+class DiagonalVariancePredictor(RecurrentPredictor):
+    """RecurrentPredictor with a learned per-dimension constant variance ``exp(ρ_l)``."""
+
+    def __init__(self, *args, init_log_variance=0.0, **kwargs):
+        kwargs["variance"] = "constant"
+        super().__init__(*args, **kwargs)
+        self.init_log_variance = float(init_log_variance)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.log_variance = self.add_weight(
+            shape=(int(input_shape[-1]),), name="log_variance", dtype="float32",
+            initializer=keras.initializers.Constant(self.init_log_variance))
+
+    def call(self, inputs, training=None):
+        out = super().call(inputs, training=training)
+        z = ops.cast(inputs, "float32")
+        target = ops.stop_gradient(z) if self.stop_gradient_targets else z
+        log_v = ops.cast(self.log_variance, "float32")
+        var = ops.exp(log_v) + self.min_variance
+        err = target - out["prediction"]
+        nll = 0.5 * ops.sum(ops.square(err) / var + ops.log(var), axis=-1)
+        return {"prediction": out["prediction"], "variance": ops.ones_like(err) * var,
+                "nll": nll}
+
+
+class PoolingLDM(PredictiveLDM):
+    """PredictiveLDM with a choice of which latents the entropy estimator sees."""
+
+    def __init__(self, *args, entropy_pool="pooled", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.entropy_pool = entropy_pool
+
+    def compute_ldm_loss(self, x, training=False):
+        if self.entropy is None or self.entropy_pool == "pooled":
+            return super().compute_ldm_loss(x, training)
+        z, out = self._forward(x, training)
+        alignment = -self.mean_nll(out["nll"])
+        z32 = ops.cast(z, "float32")
+        if self.entropy_pool == "per-step":
+            steps = z32.shape[1]
+            ent = ops.mean(ops.stack([self.entropy(z32[:, t]) for t in range(steps)]))
+        elif self.entropy_pool.startswith("stride-"):
+            k = int(self.entropy_pool.split("-")[1])
+            sub = z32[:, ::k]
+            ent = self.entropy(ops.reshape(sub, (-1, sub.shape[-1])))
+        else:
+            raise ValueError(self.entropy_pool)
+        loss = -(alignment + self.entropy_weight * ent)
+        return {"loss": loss, "alignment": alignment, "entropy": ent}
