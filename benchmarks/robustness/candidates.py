@@ -9,13 +9,21 @@ untouched:
 * :class:`PoolingLDM` — a :class:`~ldm_keras.models.PredictiveLDM` whose entropy is
   estimated on a choice of latents: ``"pooled"`` (every step of every window, the
   library's way), ``"per-step"`` (the k-NN entropy of the batch at each time step,
-  averaged over steps: neighbours come from *other* windows only) or ``"stride-k"``
-  (every k-th step of each window, pooled).
+  averaged over steps: neighbours come from *other* windows only), ``"stride-k"``
+  (every k-th step of each window, pooled) or ``"per-step-intrinsic"`` (per step, and the
+  k-NN estimator's dimension factor is the latents' *intrinsic* dimension, estimated from
+  the batch by the two-nearest-neighbour estimator ``d̂ = N / Σ_i log(r₂(i)/r₁(i))``
+  (Facco et al. 2017), without gradient, instead of the latent size ``L``:
+  ``Ĥ = d̂ · mean_i log r_k(i)``. On latents that fill an m-dimensional manifold of
+  ``R^L`` this is the manifold's entropy (weight 1), where ``L · mean log r_k`` weighs it
+  by ``L/m``.)
 """
 
 import keras
 from keras import ops
 
+from ldm_keras.entropy._common import squared_distances
+from ldm_keras.entropy.knn import _kth_smallest
 from ldm_keras.models.predictive import PredictiveLDM
 from ldm_keras.predictors import RecurrentPredictor
 
@@ -49,6 +57,8 @@ class DiagonalVariancePredictor(RecurrentPredictor):
 class PoolingLDM(PredictiveLDM):
     """PredictiveLDM with a choice of which latents the entropy estimator sees."""
 
+    metric_names = ("loss", "alignment", "entropy", "dimension")
+
     def __init__(self, *args, entropy_pool="pooled", **kwargs):
         super().__init__(*args, **kwargs)
         self.entropy_pool = entropy_pool
@@ -59,9 +69,12 @@ class PoolingLDM(PredictiveLDM):
         z, out = self._forward(x, training)
         alignment = -self.mean_nll(out["nll"])
         z32 = ops.cast(z, "float32")
+        dim = ops.cast(z32.shape[-1], "float32")
         if self.entropy_pool == "per-step":
             steps = z32.shape[1]
             ent = ops.mean(ops.stack([self.entropy(z32[:, t]) for t in range(steps)]))
+        elif self.entropy_pool == "per-step-intrinsic":
+            ent, dim = intrinsic_knn_entropy(z32, self.entropy.k)
         elif self.entropy_pool.startswith("stride-"):
             k = int(self.entropy_pool.split("-")[1])
             sub = z32[:, ::k]
@@ -69,4 +82,34 @@ class PoolingLDM(PredictiveLDM):
         else:
             raise ValueError(self.entropy_pool)
         loss = -(alignment + self.entropy_weight * ent)
-        return {"loss": loss, "alignment": alignment, "entropy": ent}
+        return {"loss": loss, "alignment": alignment, "entropy": ent, "dimension": dim}
+
+
+def _neighbour_log_radii(z, k):
+    """``(log r₁, log r₂, log r_k)`` per row of ``z`` (N, L), self excluded."""
+    d2 = squared_distances(z, z)
+    big = 2.0 * ops.stop_gradient(ops.max(d2)) + 1.0
+    d2 = d2 + big * ops.eye(ops.shape(d2)[0], dtype="float32")
+    out = []
+    for j in sorted({1, 2, k}):
+        out.append((j, 0.5 * ops.log(_kth_smallest(d2, j, big) + 1e-12)))
+    radii = dict(out)
+    return radii[1], radii[2], radii[k]
+
+
+def intrinsic_knn_entropy(z, k=3):
+    """Per-step k-NN entropy of ``z`` (B, T, L) with the two-NN intrinsic dimension.
+
+    Returns ``(Ĥ, d̂)``: ``d̂ = Σ_t B / Σ_t Σ_i log(r₂/r₁)`` over every step (stop-gradient,
+    clipped to ``[1, L]``) and ``Ĥ = d̂ · mean_t mean_i log r_k``.
+    """
+    steps, dim = z.shape[1], z.shape[-1]
+    mean_log_rk, ratio_sum, count = [], 0.0, 0
+    for t in range(steps):
+        l1, l2, lk = _neighbour_log_radii(z[:, t], k)
+        mean_log_rk.append(ops.mean(lk))
+        ratio_sum = ratio_sum + ops.sum(l2 - l1)
+        count += 1
+    n = ops.cast(ops.shape(z)[0] * count, "float32")
+    d_hat = ops.stop_gradient(ops.clip(n / ops.maximum(ratio_sum, 1e-6), 1.0, float(dim)))
+    return d_hat * ops.mean(ops.stack(mean_log_rk)), d_hat

@@ -92,6 +92,21 @@ add_config("d-skip1", skip_first=1)                  # no NLL on the first step
 add_config("d-e60", epochs=60)                       # 3x longer
 add_config("d-perstep", entropy_pool="per-step")     # k-NN neighbours from other windows only
 add_config("d-bn", latent_norm="batchnorm")          # standardised latents
+# from the identifiability benchmark's tuned settings (latent size = state size)
+add_config("t-diag", "ident-tuned", variance="diagonal")
+add_config("t-perstep", "ident-tuned", entropy_pool="per-step")
+add_config("t-diag-perstep", "ident-tuned", variance="diagonal", entropy_pool="per-step")
+add_config("t-lr1e-3", "ident-tuned", learning_rate=1e-3)
+add_config("t-e160", "ident-tuned", epochs=160)
+# combinations under the train_sequence protocol (8-d latents, 20 epochs)
+add_config("c-const", lr_multipliers=None, skip_first=1, variance="constant")
+add_config("c-diag", lr_multipliers=None, skip_first=1, variance="diagonal")
+add_config("c-diag-true", lr_multipliers=None, skip_first=1, variance="diagonal",
+           latent_dim="true")
+add_config("c-const-perstep", "c-const", entropy_pool="per-step")
+add_config("c-diag-perstep", "c-diag", entropy_pool="per-step")
+add_config("c-diag-intr", "c-diag", entropy_pool="per-step-intrinsic")
+add_config("c-const-intr", "c-const", entropy_pool="per-step-intrinsic")
 
 
 # -- data ------------------------------------------------------------------------------
