@@ -75,6 +75,10 @@ class PoolingLDM(PredictiveLDM):
             ent = ops.mean(ops.stack([self.entropy(z32[:, t]) for t in range(steps)]))
         elif self.entropy_pool == "per-step-intrinsic":
             ent, dim = intrinsic_knn_entropy(z32, self.entropy.k)
+        elif self.entropy_pool in ("pooled-exclude", "pooled-exclude-intrinsic"):
+            ent, d_hat = excluded_knn_entropy(z32, self.entropy.k)
+            if self.entropy_pool == "pooled-exclude-intrinsic":
+                ent, dim = ent * d_hat / dim, d_hat
         elif self.entropy_pool.startswith("stride-"):
             k = int(self.entropy_pool.split("-")[1])
             sub = z32[:, ::k]
@@ -95,6 +99,30 @@ def _neighbour_log_radii(z, k):
         out.append((j, 0.5 * ops.log(_kth_smallest(d2, j, big) + 1e-12)))
     radii = dict(out)
     return radii[1], radii[2], radii[k]
+
+
+def excluded_knn_entropy(z, k=3):
+    """k-NN entropy of ``z`` (B, T, L) pooled over batch × time with neighbours from
+    *other* windows only (pairs within a window are excluded), ``L · mean log r_k``, and
+    the two-NN intrinsic dimension of the same neighbour graph (stop-gradient).
+
+    Returns ``(L · mean_i log r_k(i), d̂)``.
+    """
+    b, t, dim = z.shape[0] if z.shape[0] is not None else ops.shape(z)[0], z.shape[1], \
+        z.shape[-1]
+    flat = ops.reshape(z, (-1, dim))
+    d2 = squared_distances(flat, flat)
+    big = 2.0 * ops.stop_gradient(ops.max(d2)) + 1.0
+    ids = ops.repeat(ops.arange(b), t)
+    same = ops.cast(ops.equal(ids[:, None], ids[None, :]), "float32")
+    d2 = d2 + big * same
+    l1 = 0.5 * ops.log(_kth_smallest(d2, 1, big) + 1e-12)
+    l2 = 0.5 * ops.log(_kth_smallest(d2, 2, big) + 1e-12)
+    lk = 0.5 * ops.log(_kth_smallest(d2, k, big) + 1e-12)
+    n = ops.cast(ops.shape(flat)[0], "float32")
+    d_hat = ops.stop_gradient(ops.clip(n / ops.maximum(ops.sum(l2 - l1), 1e-6), 1.0,
+                                       float(dim)))
+    return float(dim) * ops.mean(lk), d_hat
 
 
 def intrinsic_knn_entropy(z, k=3):

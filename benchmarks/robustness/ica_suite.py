@@ -151,6 +151,7 @@ METHODS = {
     "learn-beta-wide": {"kwargs": dict(prior="generalized_gaussian", beta=2.0,
                                        learn_beta=True, beta_range=(1.0, 20.0))},
     "bimodal-gg": {"kind": "bimodal-gg", "kwargs": {}},
+    "bimodal-gg-lo": {"kind": "bimodal-gg", "kwargs": dict(beta_range=(0.6, 8.0))},
     "extended": {"kind": "extended", "kwargs": {}},
     "extended-orth": {"kind": "extended", "kwargs": dict(orthogonal=True)},
 }

@@ -66,8 +66,8 @@ CONFIGS = {
     "ident-tuned": _cfg(**_IDENT),
     "noentropy": _cfg(entropy_weight=0.0, **{**_IDENT, "epochs": 20}),
     "raw": {"method": "raw"},
-    "autoencoder": {"method": "autoencoder", "latent_dim": "true", "epochs": 80,
-                    "window": 20, "stride": 20, "batch_size": 32, "learning_rate": 3e-3,
+    "autoencoder": {"method": "autoencoder", "latent_dim": 8, "epochs": 40,
+                    "window": 32, "stride": 16, "batch_size": 32, "learning_rate": 3e-3,
                     "train_sequences": None},
     "kalman": {"method": "kalman", "latent_dim": "true", "epochs": 20, "window": 32,
                "stride": 16, "batch_size": 32, "train_sequences": None},
@@ -107,6 +107,29 @@ add_config("c-const-perstep", "c-const", entropy_pool="per-step")
 add_config("c-diag-perstep", "c-diag", entropy_pool="per-step")
 add_config("c-diag-intr", "c-diag", entropy_pool="per-step-intrinsic")
 add_config("c-const-intr", "c-const", entropy_pool="per-step-intrinsic")
+add_config("c-diag-intr-e40", "c-diag-intr", epochs=40)
+#: The proposed recurrent-ldm settings (tuned on the cases in TUNING_CASES only).
+add_config("proposed", "c-diag-intr-e40")
+add_config("proposed-noentropy", "proposed", entropy_weight=0.0)
+# remove one change at a time from the proposed settings (evidence for each cause)
+add_config("abl-mult", "proposed", lr_multipliers="default")
+add_config("abl-skip0", "proposed", skip_first=0)
+add_config("abl-softplus", "proposed", variance="softplus")
+add_config("abl-const", "proposed", variance="constant")
+add_config("abl-pooled", "proposed", entropy_pool="pooled")
+add_config("abl-perstep-L", "proposed", entropy_pool="per-step")
+add_config("abl-truedim", "proposed", latent_dim="true")
+add_config("c-diag-xintr-e40", "c-diag-intr-e40", entropy_pool="pooled-exclude-intrinsic")
+add_config("c-diag-x-e40", "c-diag-intr-e40", entropy_pool="pooled-exclude")
+add_config("c-diag-intr-lr2e-3", "c-diag-intr", learning_rate=2e-3)
+add_config("c-diag-intr-u128", "c-diag-intr", units=128, hidden_units=(128,))
+add_config("c-diag-intr-cos3e-3", "c-diag-intr", learning_rate=3e-3, schedule="cosine")
+
+
+#: The presets the settings were chosen on; every other preset is held out.
+TUNING_CASES = ("van-der-pol/mlp", "van-der-pol/tuning", "van-der-pol/frames",
+                "random-3d/mlp", "lorenz/tuning", "driven-duffing/frames", "random-4d/mlp",
+                "pendulum/frames")
 
 
 # -- data ------------------------------------------------------------------------------
@@ -324,7 +347,8 @@ def run_autoencoder(cfg, case, seed):
     keras.utils.set_random_seed(seed)
     (x_tr, s_tr), (x_te, s_te), _ = load_case(case, cfg["window"], cfg["stride"],
                                               cfg.get("train_sequences"))
-    obs_dim, dim, window = x_tr.shape[-1], s_tr.shape[-1], x_tr.shape[1]
+    obs_dim, window = x_tr.shape[-1], x_tr.shape[1]
+    dim = s_tr.shape[-1] if cfg["latent_dim"] == "true" else int(cfg["latent_dim"])
     model, encoder = build_autoencoder(obs_dim, dim, window, seed)
     steps = cfg["epochs"] * int(np.ceil(len(x_tr) / cfg["batch_size"]))
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(

@@ -53,6 +53,18 @@ def run_multiview(recipe, seed, overrides=None, epochs=None, tag=None, force=Fal
     return common.run_or_skip(SUITE, config, "digits", seed, fn, force=force)
 
 
+#: Candidate fixes for multi-view recipes below the raw pixels: tag -> (recipe, overrides,
+#: epochs); run with ``multiview --candidates TAG ...``.
+MV_CANDIDATES = {
+    "byol-m0.9": ("byol", {"ema_momentum": 0.9}, None),
+    "byol-m0.95": ("byol", {"ema_momentum": 0.95}, None),
+    "byol-m0.99-e180": ("byol", {}, 180),
+    "byol-m0.9-e180": ("byol", {"ema_momentum": 0.9}, 180),
+    "byol-norm": ("byol", {"normalize": True}, None),
+    "simsiam-ref": ("simsiam", {}, None),
+}
+
+
 def _digits():
     from ldm_keras.training import load_image_dataset
 
@@ -97,6 +109,8 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["dotmotion-circular"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--lr-scale", nargs="+", type=float, default=[1.0])
+    p.add_argument("--candidates", nargs="+", default=None,
+                   help="multi-view candidate fixes (MV_CANDIDATES) instead of the recipes")
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     import ldm_keras as ldm
@@ -104,6 +118,16 @@ def main(argv=None):
     if a.kind == "raw":
         rec, _ = common.run_or_skip(SUITE, "raw-pixels", "digits", 0, raw_pixels, a.force)
         print(rec)
+        return
+    if a.kind == "multiview" and a.candidates:
+        for tag in a.candidates:
+            recipe, overrides, epochs = MV_CANDIDATES[tag]
+            for seed in a.seeds:
+                rec, new = run_multiview(recipe, seed, overrides, epochs, tag=f"cand-{tag}",
+                                         force=a.force)
+                print("ran " if new else "have", tag, seed,
+                      {k: round(rec[k], 4) for k in ("probe_10", "probe_full", "knn")
+                       if k in rec}, rec.get("wall_seconds"), flush=True)
         return
     if a.kind == "multiview":
         for recipe in a.recipes or ldm.recipes.list():
