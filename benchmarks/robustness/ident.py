@@ -111,6 +111,8 @@ add_config("c-diag-intr-e40", "c-diag-intr", epochs=40)
 #: The proposed recurrent-ldm settings (tuned on the cases in TUNING_CASES only).
 add_config("proposed", "c-diag-intr-e40")
 add_config("proposed-noentropy", "proposed", entropy_weight=0.0)
+add_config("p-e80", "proposed", epochs=80)
+add_config("p-b64-e80", "proposed", epochs=80, batch_size=64)
 # remove one change at a time from the proposed settings (evidence for each cause)
 add_config("abl-mult", "proposed", lr_multipliers="default")
 add_config("abl-skip0", "proposed", skip_first=0)
