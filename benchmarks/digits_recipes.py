@@ -5,7 +5,7 @@ Usage (one backend per process):
     KERAS_BACKEND=jax python benchmarks/digits_recipes.py --recipes simclr categorical \
         --epochs 60 --out benchmarks/results/digits_jax.json
 
-Each run uses ``ldm_keras.training.train_multiview`` — the same job as ``ldm-keras
+Each run uses ``ldm_keras.jobs.train_multiview`` — the same job as ``ldm-keras
 train`` — with seed 0, the 30 % stratified test split (seed 0), Adam, batch 256.
 Writes a JSON list of rows and prints a markdown table.
 """
@@ -19,12 +19,12 @@ import time
 
 import keras
 
-from ldm_keras import recipes, training
+from ldm_keras import jobs, recipes
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipes", nargs="+", default=recipes.list())
+    p.add_argument("--recipes", nargs="+", default=sorted(recipes.names("multiview")))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -34,7 +34,7 @@ def main(argv=None):
     for name in args.recipes:
         start = time.time()
         with tempfile.TemporaryDirectory() as tmp:
-            result = training.train_multiview(name, "digits", epochs=args.epochs,
+            result = jobs.train_multiview(name, "digits", epochs=args.epochs,
                                               learning_rate=args.learning_rate,
                                               seed=args.seed, out=tmp, verbose=0)
         row = {"recipe": name, "backend": keras.backend.backend(), "epochs": result["epochs"],

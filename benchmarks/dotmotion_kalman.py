@@ -1,4 +1,4 @@
-"""DotMotion KalmanSSL benchmark (LDM_SPEC §4-§6): train a PredictiveLDM, score it.
+"""DotMotion KalmanSSL benchmark (docs/spec.md §4-§6): train a PredictiveLDM, score it.
 
 A per-frame MLP encoder (100 → width → L, no batch norm) and a Kalman predictor are
 trained on DotMotion videos (``ldm_keras.data.dot_motion`` presets, train split) by the
@@ -8,7 +8,7 @@ test split (a distinct seed) the script reports
 * ``r2``: R² of an affine read-out ``positions ≈ z W + c`` fitted on training latents
   and scored on test latents (``evaluation.dynamics.affine_r2``);
 * ``rotation``: the eigen-angle of the learned transition ``A``
-  (``evaluation.dynamics.rotation_per_step``), against the true ``2π·dt/period``;
+  (``evaluation.dynamics.eigen_angles``), against the true ``2π·dt/period``;
 * ``coverage``: how often the encoder latents ``z_t`` of test frames fall inside the
   filter's 95 % predictive intervals ``N(ẑ_t, S_t)`` (``interval_coverage``), for all
   steps and after a burn-in;
@@ -38,15 +38,15 @@ from ldm_keras.data import dot_motion  # noqa: E402
 from ldm_keras.entropy import KNNEntropy  # noqa: E402
 from ldm_keras.evaluation.dynamics import (  # noqa: E402
     affine_r2,
+    eigen_angles,
     fit_affine_readout,
     interval_coverage,
-    rotation_per_step,
 )
 from ldm_keras.models.encoders import mlp  # noqa: E402
 from ldm_keras.models.predictive import DEFAULT_LR_MULTIPLIERS, PredictiveLDM  # noqa: E402
 from ldm_keras.predictors import KalmanCell, KalmanFilter  # noqa: E402
 
-# The reference notebooks' numbers (LDM_SPEC §6) and the issue's acceptance targets.
+# The reference notebooks' numbers (docs/spec.md §6) and the issue's acceptance targets.
 REFERENCE_R2 = {"circular": 0.959, "square": 0.967, "figure-eight": 0.990}
 TARGET_R2 = {"circular": 0.97, "square": 0.97, "figure-eight": 0.99}
 
@@ -102,7 +102,7 @@ def true_rotation(trajectory):
     """Angle per frame of the preset's motion around the origin (circular/square)."""
     kwargs = dot_motion.PRESETS[trajectory][0]
     if kwargs["trajectory"] in ("circular", "square"):
-        return dot_motion.rotation_per_step(kwargs["dt"], kwargs["period"])
+        return dot_motion.angular_step(kwargs["dt"], kwargs["period"])
     return None
 
 
@@ -193,7 +193,7 @@ def evaluate(model, args, train, test):
     flat = test.positions.reshape(-1, 2)
     r2 = affine_r2(z_train, train.positions[:n_read], z_test, test.positions)
     a = keras.ops.convert_to_numpy(model.predictor.transition_matrix)
-    angles = rotation_per_step(a)
+    angles = eigen_angles(a)
     true_rot = true_rotation(args.trajectory)
     cov_all = interval_coverage(z_test, ev["prediction"], ev["prediction_cov"], level=0.95)
     b = args.burn_in

@@ -1,4 +1,4 @@
-"""Identifiability study (LDM_SPEC §7): does a predictive LDM recover the latent state?
+"""Identifiability study (docs/spec.md §7): does a predictive LDM recover the latent state?
 
 Data: ``ldm_keras.data.state_space`` presets ``nonlinear-2d`` / ``nonlinear-4d`` (damped
 Duffing-type oscillators, Gaussian transition noise, a random injective leaky-tanh MLP

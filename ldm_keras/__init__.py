@@ -11,9 +11,10 @@ and each choice of latent model (:mod:`ldm_keras.priors`) and entropy estimator
 
 __version__ = "0.1.0"
 
-from ._backend import choose_backend  # noqa: E402
+from ._choose_backend import check_keras_version, choose_backend  # noqa: E402
 
-choose_backend()  # before Keras is imported: see ldm_keras/_backend.py
+choose_backend()  # before Keras is imported: see ldm_keras/_choose_backend.py
+check_keras_version()  # keras >= _choose_backend.MIN_KERAS, with a clear error
 
 from . import (  # noqa: E402,F401
     augment,

@@ -9,6 +9,7 @@ checks that need a concrete size.
 import math
 import numbers
 
+import numpy as np
 from keras import ops
 
 
@@ -147,3 +148,116 @@ def check_real_dtype(x, name="z"):
             f"`{name}` must hold real numbers (a float or integer dtype); "
             f"received dtype {text}."
         )
+
+
+def check_probability(value, name="p"):
+    """Raise unless ``value`` is a number in ``[0, 1]``; return it as a float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be a probability in [0, 1]; received {value!r}.") from None
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"`{name}` must be a probability in [0, 1]; received {value!r}.")
+    return v
+
+
+def check_interval(value, name, low=None, high=None, positive=False):
+    """``value`` as a pair ``(a, b)`` of finite numbers with ``a <= b`` inside ``[low, high]``
+    (and ``a > 0`` with ``positive``)."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be a pair (low, high) of numbers; received {value!r}."
+        ) from None
+    bad = (
+        not (math.isfinite(a) and math.isfinite(b))
+        or a > b
+        or (low is not None and a < low)
+        or (high is not None and b > high)
+        or (positive and a <= 0)
+    )
+    if bad:
+        bounds = f" within [{low}, {high}]" if low is not None or high is not None else ""
+        sign = " with low > 0" if positive else ""
+        raise ValueError(
+            f"`{name}` must be a pair (low, high) with low <= high{bounds}{sign}; "
+            f"received {value!r}."
+        )
+    return (a, b)
+
+
+def check_seed(seed, name="seed"):
+    """Raise unless ``seed`` is an int or ``None``."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"`{name}` must be an int or None; received {seed!r}.")
+    return seed
+
+
+def check_momentum(value, name="ema_momentum"):
+    """``None``, or a number in ``[0, 1)`` (an exponential-moving-average momentum)."""
+    if value is None:
+        return None
+    m = check_positive(value, name, allow_zero=True)
+    if m >= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1); received {value!r}.")
+    return m
+
+
+def check_square(x, name="a", what="(n, n)"):
+    """Raise unless ``x`` is a rank-2 tensor with equal (known) sides; return its shape."""
+    shape = check_rank(x, 2, name, what)
+    if shape[0] is not None and shape[1] is not None and shape[0] != shape[1]:
+        raise ValueError(f"`{name}` must be a square matrix {what}; received shape {shape}.")
+    return shape
+
+
+# -- NumPy arrays (evaluation read-outs) --------------------------------------------------
+
+
+def check_features(z, name):
+    """A 2-D numeric, finite array ``(samples, features)``, returned as float64."""
+    z = np.asarray(z)
+    if z.ndim != 2:
+        raise ValueError(f"`{name}` must be a 2-D array (samples, features); "
+                         f"received shape {z.shape}.")
+    if not np.issubdtype(z.dtype, np.number):
+        raise ValueError(f"`{name}` must be numeric; received dtype {z.dtype}.")
+    z = z.astype("float64")
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return z
+
+
+def check_labels(y, n, name):
+    """A 1-D array of integer class labels (``n`` of them unless ``n`` is None), as int64.
+
+    A column ``(n, 1)`` is flattened; floats with integer values are accepted.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"`{name}` must be a 1-D array of integer labels; "
+                         f"received shape {y.shape}.")
+    if n is not None and len(y) != n:
+        raise ValueError(f"`{name}` must have one label per sample ({n}); "
+                         f"received {len(y)} labels.")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
+        if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
+            y = y.astype("int64")
+        else:
+            raise ValueError(f"`{name}` must hold integer class labels; "
+                             f"received dtype {y.dtype}.")
+    return y.astype("int64")
+
+
+def check_matrix(x, name):
+    """A finite rank-2 array, returned as float64."""
+    x = np.asarray(x, dtype="float64")
+    if x.ndim != 2:
+        raise ValueError(f"`{name}` must be a matrix (rank 2); received shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"`{name}` must contain only finite values.")
+    return x

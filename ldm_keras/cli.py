@@ -108,7 +108,7 @@ def main(argv=None):
     if args.command == "recipes":
         from . import recipes
 
-        for name in recipes.list("all"):
+        for name in recipes.names():
             print(recipes.describe(name))
         return 0
     if args.command == "train":
@@ -123,12 +123,12 @@ def main(argv=None):
 
 
 def _train(args):
-    from . import recipes, training
+    from . import jobs, recipes
 
     start = time.time()
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
     if recipes.get(args.recipe).kind == "sequence":
-        result = training.train_sequence(
+        result = jobs.train_sequence(
             recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
             out=args.out, verbose=verbose, sequences=args.sequences,
@@ -136,7 +136,7 @@ def _train(args):
             latent_dim=args.latent_dim,
         )
     else:
-        result = training.train_multiview(
+        result = jobs.train_multiview(
             recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
             batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
             seed=args.seed, out=args.out, verbose=verbose,
@@ -152,9 +152,9 @@ def _train(args):
 
 
 def _evaluate(args):
-    from . import training
+    from . import jobs
 
-    metrics = training.evaluate_run(args.path)
+    metrics = jobs.evaluate_run(args.path)
     print(format_table(list(metrics.items()), f"ldm-keras evaluate: {args.path}"))
     print(json.dumps(metrics))
     return 0

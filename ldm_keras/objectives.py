@@ -4,7 +4,7 @@
 
     F = \\mathbb{E}_R[\\log p_θ(z)] + λ\\,H_R[z], \\qquad \\text{loss} = -F
 
-For two views ``z1 = f(x1)``, ``z2 = f(x2)`` (LDM_SPEC §1):
+For two views ``z1 = f(x1)``, ``z2 = f(x2)`` (docs/spec.md §1):
 
 * alignment ``= ½ (E[log p(t2 | μ(z1))] + E[log p(t1 | μ(z2))])`` with ``μ`` the predictor
   head (identity when absent) and ``t`` the targets: the other view's latents, wrapped in
@@ -23,7 +23,7 @@ For two views ``z1 = f(x1)``, ``z2 = f(x2)`` (LDM_SPEC §1):
 import keras
 from keras import ops
 
-from ._serialization import register
+from ._serialization import deserialize, register, serialize
 from ._validation import check_choice, check_positive, check_rank, check_same_shape
 from .entropy.base import EntropyEstimator
 from .priors.base import Prior
@@ -61,10 +61,7 @@ class LDMObjective(keras.layers.Layer):
                  stop_gradient=False, symmetric=True, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        if isinstance(prior, dict):
-            prior = keras.saving.deserialize_keras_object(prior)
-        if isinstance(entropy, dict):
-            entropy = keras.saving.deserialize_keras_object(entropy)
+        prior, entropy = deserialize(prior), deserialize(entropy)
         if not isinstance(prior, Prior):
             raise ValueError(f"`prior` must be an ldm_keras.priors.Prior; received {prior!r}.")
         if entropy is not None and not isinstance(entropy, EntropyEstimator):
@@ -129,9 +126,8 @@ class LDMObjective(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "prior": keras.saving.serialize_keras_object(self.prior),
-            "entropy": None if self.entropy is None
-            else keras.saving.serialize_keras_object(self.entropy),
+            "prior": serialize(self.prior),
+            "entropy": serialize(self.entropy),
             "entropy_weight": self.entropy_weight,
             "mode": self.mode,
             "stop_gradient": self.stop_gradient,

@@ -155,8 +155,9 @@ def test_affine_sampler_matches_scipy(mode, images):
     rows = np.concatenate([rng.normal(1.0, 0.2, (4, 1)), rng.normal(0, 0.3, (4, 1)),
                            rng.normal(0, 1.5, (4, 1)), rng.normal(0, 0.3, (4, 1)),
                            rng.normal(1.0, 0.2, (4, 1)), rng.normal(0, 1.5, (4, 1))], 1)
-    got = to_numpy(A._affine(keras.ops.convert_to_tensor(images),
-                             keras.ops.convert_to_tensor(rows.astype("float32")), mode, 0.25))
+    got = to_numpy(A.resample.affine(keras.ops.convert_to_tensor(images),
+                                     keras.ops.convert_to_tensor(rows.astype("float32")), mode,
+                                     0.25))
     ii, jj = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
     for b in range(4):
         a0, a1, a2, b0, b1, b2 = rows[b]

@@ -1,10 +1,10 @@
-"""ldm_keras._backend: pick an installed backend only when Keras' default is missing."""
+"""ldm_keras._choose_backend: pick an installed backend only when Keras' default is missing."""
 
 import json
 import os
 import types
 
-import ldm_keras._backend as b
+import ldm_keras._choose_backend as b
 
 
 def _setup(monkeypatch, tmp_path, installed):

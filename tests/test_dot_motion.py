@@ -1,4 +1,4 @@
-"""DotMotion generator (LDM_SPEC §5): every check against a closed form written here.
+"""DotMotion generator (docs/spec.md §5): every check against a closed form written here.
 
 References: the world→pixel map, the Gaussian blob, the rotation angle, the square's
 perimeter, the lemniscate of Gerono, scipy's ODE solver for the swirl field, binomial and
@@ -84,9 +84,9 @@ def test_flatten_false_shape_and_content():
 # ---------------------------------------------------------------- trajectories
 
 
-def test_rotation_per_step_matches_formula():
-    assert dm.rotation_per_step(0.1, 2.0) == pytest.approx(2 * math.pi * 0.1 / 2.0, rel=1e-12)
-    assert dm.rotation_per_step(0.1, 2.0) == pytest.approx(0.314159, abs=1e-6)
+def test_angular_step_matches_formula():
+    assert dm.angular_step(0.1, 2.0) == pytest.approx(2 * math.pi * 0.1 / 2.0, rel=1e-12)
+    assert dm.angular_step(0.1, 2.0) == pytest.approx(0.314159, abs=1e-6)
     for dt, period in [(0.1, 2.0), (0.2, 4.0), (0.05, 3.0)]:
         d = dm.generate("circular", num_sequences=5, length=60, dt=dt, period=period, seed=0)
         np.testing.assert_allclose(_step_angles(d.positions), 2 * math.pi * dt / period, atol=1e-5)
@@ -303,7 +303,7 @@ def test_presets_train_and_test_differ(name):
 def test_presets_use_reference_settings():
     args, n_train, _, _, _ = dm.PRESETS["circular"]
     assert (args["dt"], args["period"], n_train) == (0.1, 2.0, 3200)
-    assert dm.rotation_per_step(args["dt"], args["period"]) == pytest.approx(0.31416, abs=1e-5)
+    assert dm.angular_step(args["dt"], args["period"]) == pytest.approx(0.31416, abs=1e-5)
     args, n_train, _, _, _ = dm.PRESETS["square"]
     assert (args["dt"], args["period"], args["obs_noise"], n_train) == (0.2, 4.0, 0.1, 800)
     noisy = dm.load("circular-noisy", "train", num_sequences=64)
@@ -333,7 +333,7 @@ def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError, match="process_noise"):
         dm.generate("square", process_noise=0.1)
     with pytest.raises(ValueError, match="period"):
-        dm.rotation_per_step(0.1, 0.0)
+        dm.angular_step(0.1, 0.0)
 
 
 # ---------------------------------------------------------------- pendulum videos (same renderer)

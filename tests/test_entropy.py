@@ -1,4 +1,4 @@
-"""Entropy estimators (LDM_SPEC §3) against independent NumPy/SciPy references."""
+"""Entropy estimators (docs/spec.md §3) against independent NumPy/SciPy references."""
 
 import math
 
@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln, logsumexp
 
 from ldm_keras import entropy as E
-from ldm_keras.entropy._common import digamma as ops_digamma
+from ldm_keras._math import digamma as ops_digamma
 
 
 def f(x):

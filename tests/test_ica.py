@@ -18,9 +18,9 @@ from helpers import BACKEND, gradients, run_layer_test, to_numpy
 from scipy import linalg, optimize, special, stats
 
 import ldm_keras as ldm
+from ldm_keras._math import lgamma as _lgamma
 from ldm_keras.evaluation import amari_index, matched_correlation
 from ldm_keras.models import LinearICA, expm
-from ldm_keras.models.ica import _lgamma
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 import ica as bench  # noqa: E402

@@ -8,8 +8,9 @@ from conftest import BACKEND
 from helpers import to_numpy
 
 import ldm_keras as ldm
-from ldm_keras import training
+from ldm_keras import jobs
 from ldm_keras.data import dot_motion
+from ldm_keras.data.datasets import load_sequence_dataset
 from ldm_keras.models import CPCLDM, JEPALDM, infonce_over_time
 from ldm_keras.models.encoders import mlp
 
@@ -155,19 +156,19 @@ def test_sequence_models_save_and_reload(tmp_path):
 
 def test_bad_sequence_datasets_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.h5"):
-        training.load_sequence_dataset(str(tmp_path / "missing.h5") + ":frames")
+        load_sequence_dataset(str(tmp_path / "missing.h5") + ":frames")
     path = tmp_path / "rec.h5"
     with h5py.File(path, "w") as f:
         f["frames"] = np.zeros((40, 5), "float32")
         f["short"] = np.zeros((6, 5), "float32")
     with pytest.raises(ValueError, match="No dataset or group 'nope'.*frames"):
-        training.load_sequence_dataset(f"{path}:nope")
+        load_sequence_dataset(f"{path}:nope")
     with pytest.raises(ValueError, match="fewer than the window length 10"):
-        training.load_sequence_dataset(f"{path}:short", window=10)
+        load_sequence_dataset(f"{path}:short", window=10)
     with pytest.raises(ValueError, match="dotmotion-circular"):
-        training.load_sequence_dataset("dotmotion-spiral")
+        load_sequence_dataset("dotmotion-spiral")
     with pytest.raises(ValueError, match="multiview recipe"):
-        training.train_sequence("simclr", "dotmotion-circular")
+        jobs.train_sequence("simclr", "dotmotion-circular")
     with pytest.raises(ValueError, match="frames do not match the encoder"):
         model = ldm.recipes.build("cpc", mlp(100, [8], 2, batch_norm=False))
         model.compile(optimizer="adam")

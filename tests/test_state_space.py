@@ -1,4 +1,4 @@
-"""Identifiability data (LDM_SPEC §7): latents, transition noise and the injective mixing.
+"""Identifiability data (docs/spec.md §7): latents, transition noise and the injective mixing.
 
 References: the documented transition formulas re-written here in NumPy, finite-difference
 Jacobians of the mixing treated as a black box, pairwise distances, scipy's normality

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ldm_keras import cli, zoo
-from ldm_keras.zoo import builders, registry
+from ldm_keras.zoo import builder, entries, loader
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "zoo"
@@ -48,7 +48,7 @@ def _copy_zoo(tmp_path, monkeypatch, names):
 
 def test_the_zoo_is_complete_and_small():
     # every entry the builders know is published; at least seven carry weights
-    assert set(ENTRIES) == set(builders.ENTRIES)
+    assert set(ENTRIES) == set(entries.ENTRIES)
     assert len(WITH_WEIGHTS) >= 7
     assert zoo.list() == ENTRIES
     # the packaged path resolves to the top-level zoo/ of the checkout
@@ -150,7 +150,7 @@ def test_tampered_weights_are_refused_before_reading(tmp_path, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("weights were read before the integrity check")
 
-    monkeypatch.setattr(registry, "_deserialize", no_reading)
+    monkeypatch.setattr(loader, "deserialize", no_reading)
     monkeypatch.setattr(h5py, "File", no_reading)
     for call in (zoo.load, zoo.load_model, zoo.verify):
         with pytest.raises(zoo.ZooIntegrityError, match="encoder.weights.h5.*SHA-256"):
@@ -182,28 +182,6 @@ def test_bad_zoo_directory(tmp_path, monkeypatch):
         zoo.list()
 
 
-def test_file_url_is_fetched_and_checked(tmp_path, monkeypatch):
-    name = DIGITS[0]
-    root, index = _copy_zoo(tmp_path, monkeypatch, [name])
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    shutil.move(root / name / "encoder.weights.h5", remote / "encoder.weights.h5")
-    index["entries"][name]["files"]["encoder.weights.h5"]["url"] = \
-        (remote / "encoder.weights.h5").as_uri()
-    (root / "index.json").write_text(json.dumps(index))
-    files = zoo.entry_files(name)
-    fetched = files["encoder.weights.h5"]
-    assert Path(fetched).is_relative_to(tmp_path / "cache")
-    assert registry.check_reference(name)["ok"]
-    # a corrupted remote file is refused (new cache, so it is fetched again)
-    monkeypatch.setenv("LDM_KERAS_CACHE", str(tmp_path / "cache2"))
-    data = bytearray((remote / "encoder.weights.h5").read_bytes())
-    data[100] ^= 0xFF
-    (remote / "encoder.weights.h5").write_bytes(bytes(data))
-    with pytest.raises(zoo.ZooIntegrityError):
-        zoo.load(name)
-
-
 def test_recipe_only_entry_has_no_weights():
     name = "cifar10-resnet18-simclr"
     assert name in zoo.list()
@@ -218,7 +196,7 @@ def test_recipe_only_entry_has_no_weights():
 def test_build_is_atomic(tmp_path, monkeypatch):
     root = tmp_path / "zoo"
     name = "cifar10-resnet18-simclr"  # no training: config and card only
-    builders.build(name, root=root)
+    builder.build(name, root=root)
     first = json.loads((root / "index.json").read_text())
     assert list(first["entries"]) == [name]
     assert (root / name / "README.md").is_file()
@@ -227,9 +205,9 @@ def test_build_is_atomic(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(builders.cards, "render", broken)
+    monkeypatch.setattr(builder.cards, "render", broken)
     with pytest.raises(RuntimeError, match="interrupted"):
-        builders.build(name, root=root)
+        builder.build(name, root=root)
     # the old entry and index are untouched, no temporary folder is left
     assert (root / name / "config.json").read_bytes() == before
     assert json.loads((root / "index.json").read_text()) == first
@@ -246,9 +224,11 @@ def test_cli_list_info_verify(capsys):
     assert "## How to cite" in capsys.readouterr().out
     assert cli.main(["zoo", "verify", "digits-simclr"]) == 0
     assert "OK" in capsys.readouterr().out
-    assert cli.main(["zoo", "verify", "digits-simclrr"]) == 1
-    assert "Did you mean" in capsys.readouterr().err
-    assert cli.main(["zoo", "verify", "cifar10-resnet18-simclr"]) == 1
+    # user errors: one line on stderr, exit code 2 (1 is for an entry that fails verify)
+    assert cli.main(["zoo", "verify", "digits-simclrr"]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean" in err and err.count("\n") == 1
+    assert cli.main(["zoo", "verify", "cifar10-resnet18-simclr"]) == 2
     assert "without published weights" in capsys.readouterr().err
 
 
@@ -257,3 +237,18 @@ def test_pyproject_ships_the_zoo():
     assert '"_zoo_data/*/*.h5"' in text
     link = ROOT / "ldm_keras" / "_zoo_data"
     assert link.is_dir() and link.resolve() == ZOO.resolve()
+
+
+def test_cli_verify_failure_exits_1(tmp_path, monkeypatch, capsys):
+    # a consistent entry (hashes match) whose reference outputs are off: verify says so
+    name = DIGITS[0]
+    root, index = _copy_zoo(tmp_path, monkeypatch, [name])
+    path = root / name / "reference.h5"
+    with h5py.File(path, "a") as f:
+        f["outputs"]["encoder"][...] = np.asarray(f["outputs"]["encoder"]) + 1.0
+    data = path.read_bytes()
+    index["entries"][name]["files"]["reference.h5"] = {
+        "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (root / "index.json").write_text(json.dumps(index))
+    assert cli.main(["zoo", "verify", name]) == 1
+    assert f"{name}: FAILED" in capsys.readouterr().out

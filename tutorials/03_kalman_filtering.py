@@ -146,7 +146,7 @@ radius = float(np.max(np.abs(np.linalg.eigvals(
 print(f"RESULT position_r2 = {r2:.3f}")
 print(f"RESULT coverage95 = {cov['marginal_mean']:.3f}")
 print(f"RESULT rotation_per_step = {rotation:.4f} "
-      f"(true {dot_motion.rotation_per_step(0.1, 2):.4f}, without the jumps)")
+      f"(true {dot_motion.angular_step(0.1, 2):.4f}, without the jumps)")
 print(f"RESULT spectral_radius = {radius:.3f}")
 
 # %%

@@ -11,7 +11,7 @@
 # %% [markdown]
 # # 04 · Identifiability: a predictive LDM recovers the true latent state
 #
-# **What this shows.** LDM_SPEC §7: if observations are an injective smooth function of a
+# **What this shows.** docs/spec.md §7: if observations are an injective smooth function of a
 # hidden state, `x_t = g(s_t)`, and the state is a Markov process with Gaussian
 # transition noise, `s_t = μ(s_{t-1}) + ε_t` (μ may be nonlinear), then a predictive LDM
 # — a per-frame encoder `z_t = f(x_t)`, a model of `p(z_t | z_{<t})` and the entropy of

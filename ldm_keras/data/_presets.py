@@ -1,4 +1,6 @@
-"""Named train/test presets shared by the generated datasets."""
+"""What the generated datasets share: named train/test presets, and dict-style access."""
+
+import dataclasses
 
 from .._validation import check_choice
 
@@ -25,3 +27,13 @@ def load_preset(generate, presets, name, split, num_sequences, overrides, fixed=
         num_sequences = n_train if split == "train" else n_test
     seed = seed_train if split == "train" else seed_test
     return generate(num_sequences=num_sequences, seed=seed, **args)
+
+
+class FieldAccess:
+    """``data["frames"]`` as well as ``data.frames`` for the fields of a dataclass
+    (a ``KeyError`` for anything else)."""
+
+    def __getitem__(self, key):
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)

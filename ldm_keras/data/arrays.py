@@ -70,7 +70,8 @@ def from_arrays(x, y=None, rank=None, name="x", scale=None):
     return arr, lab
 
 
-def _open(path):
+def open_h5(path):
+    """Open an HDF5 file for reading (a ``ValueError`` naming a missing or unreadable file)."""
     import h5py
 
     path = os.fspath(path)
@@ -82,7 +83,8 @@ def _open(path):
         raise ValueError(f"Could not open {path!r} as an HDF5 file: {err}") from None
 
 
-def _datasets(f):
+def dataset_names(f):
+    """The names of every dataset in an open HDF5 file, sorted."""
     import h5py
 
     names = []
@@ -96,7 +98,7 @@ def _read(f, key, path):
     obj = f.get(key)
     if not isinstance(obj, h5py.Dataset):
         raise ValueError(f"No dataset {key!r} in {path!r}; available datasets: "
-                         f"{_datasets(f)}.")
+                         f"{dataset_names(f)}.")
     return obj[()]
 
 
@@ -120,7 +122,7 @@ def load_h5(path, dataset, labels=None, rank=None, scale=None):
     Example:
         >>> x, y = load_h5("images.h5", "x", labels="y", rank=4)
     """
-    with _open(path) as f:
+    with open_h5(path) as f:
         x = _read(f, dataset, os.fspath(path))
         y = None if labels is None else _read(f, labels, os.fspath(path))
     return from_arrays(x, y, rank=rank, name=dataset, scale=scale)

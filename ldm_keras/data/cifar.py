@@ -5,7 +5,7 @@ which download the official archive into ``$KERAS_HOME/datasets`` once, check it
 SHA-256 and read the official batches); this module only converts them: float32 in
 [0, 1] (``uint8 / 255``), NHWC ``(n, 32, 32, 3)`` whatever
 ``keras.config.image_data_format()``, and int32 labels of shape ``(n,)``. It needs a
-network connection the first time. LDM_SPEC §5 trains ResNet-18 on these with
+network connection the first time. docs/spec.md §5 trains ResNet-18 on these with
 ``ldm_keras.augment.image_views("cifar")``.
 """
 

@@ -4,25 +4,9 @@
 image set for SSL on a CPU: train an encoder with ``ldm_keras.augment.image_views(
 "digits")`` and score it with :func:`ldm_keras.evaluation.evaluate_embeddings`.
 
-Raw-pixel baselines (64 pixels / 16, the default split below: 1257 train, 540 test,
-stratified, seed 0; computed with :mod:`ldm_keras.evaluation`, C = 1, k-label seeds
-0–4; checked in ``tests/test_image_data.py``):
-
-* linear probe, all labels: 0.970 unstandardised (``standardize=False``), 0.972
-  standardised (the default);
-* linear probe, 10 labels per class (mean ± std over 5 seeds): 0.895 ± 0.009
-  unstandardised, 0.885 ± 0.010 standardised;
-* k-NN, k = 20, cosine: 0.967;
-* k-means (``sklearn.cluster.KMeans(10, n_init=10, random_state=0)`` on all 1797
-  images) matched to labels with :func:`~ldm_keras.evaluation.clustering_accuracy`: 0.792.
-
-The issue quotes 0.970 (all labels), 0.895 ± 0.006 (10 labels per class) and 0.792
-(k-means): the unstandardised probe reproduces the means; the spread over label draws
-depends on which draws are made (here :func:`~ldm_keras.evaluation.sample_per_class`
-with seeds 0–4). Standardising raw pixels inflates the near-constant border pixels,
-which costs about one point with 10 labels per class.
-
-A learned representation is worth its training when it beats these numbers.
+Its raw-pixel baselines (linear probe with all labels and with 10 per class, k-NN,
+k-means clustering: the numbers a learned representation has to beat) are in RESULTS.md,
+"Digits"; ``tests/test_image_data.py`` checks them.
 """
 
 import numpy as np

@@ -1,22 +1,13 @@
-"""DotMotion: videos of a Gaussian dot moving on a known trajectory (LDM_SPEC §5).
+"""DotMotion: videos of a Gaussian dot moving on a known trajectory (docs/spec.md §5).
 
 Each frame is an ``image_size × image_size`` image (10×10 by default, flattened to 100
 values) of an isotropic Gaussian blob of width ``sigma`` = 1 pixel, centred where the dot's
 world position ``s = (x, y) ∈ [-3, 3]²`` maps onto the pixel grid. The ground-truth
 positions come with the frames, so a linear read-out of a learned latent can be scored by
-its R² (LDM_SPEC §6).
+its R² (docs/spec.md §6).
 
-**World → pixel map.** Pixel centres sit on a regular grid that spans the world square:
-world ``-3`` is the centre of the first pixel and ``+3`` the centre of the last,
-
-    col = (x + 3) / 6 · (S - 1),        row = (3 - y) / 6 · (S - 1),
-
-so ``x`` grows to the right, ``y`` grows upwards, and the origin is the image centre
-(``(4.5, 4.5)`` for S = 10, 1.5 px per world unit). The frame is
-
-    frame[row, col] = exp(-((row - row(s))² + (col - col(s))²) / (2 sigma²)),
-
-peak 1 when the dot sits on a pixel centre. See :func:`world_to_pixel` and :func:`render`.
+Frames are drawn by :mod:`ldm_keras.data.render` (the world → pixel map, the Gaussian
+dot and the distortions).
 
 **Trajectories** (``t = 0 … T-1``; ``φ₀`` is a per-sequence start phase, uniform on
 [0, 2π) when ``random_phase=True`` — the default, so that every sequence covers a different
@@ -24,7 +15,7 @@ stretch of the orbit — and 0 otherwise, which reproduces the reference's fixed
 
 * ``"circular"`` — start ``s₀ = (cos φ₀, sin φ₀)`` (``(1, 0)`` without a random phase) and
   ``s_t = R(ω + J_t · jump_angle) s_{t-1} + process_noise · ε_t`` with ``ω = 2π·dt/period``
-  (:func:`rotation_per_step`), ``J_t ~ Bernoulli(jump_rate)`` and ``ε_t ~ N(0, I₂)``.
+  (:func:`angular_step`), ``J_t ~ Bernoulli(jump_rate)`` and ``ε_t ~ N(0, I₂)``.
   A jump rotates the dot by an extra ``jump_angle`` = 135° (3π/4) in the direction of motion.
 * ``"square"`` — the perimeter of [-1, 1]², walked counter-clockwise at constant speed,
   ``period/4`` per side (arc length ``8·dt/period`` per step); phase 0 is the point (1, 0).
@@ -53,18 +44,10 @@ deviation used for frame ``(n, t)``, i.i.d. over its pixels):
 * ``"state-dependent"`` — ``σ_nt = obs_noise · (1 + tanh x_nt)``: noisier on the right of the
   world, cleaner on the left, in ``(0, 2·obs_noise)``.
 
-**Distortions** (applied to the clean frame, before noise):
-
-* ``"swirl"`` — each pixel at world position ``p`` shows the clean scene at
-  ``R(α(p)) p`` with ``α(p) = swirl_strength · exp(-|p|²/4)`` (a swirl of the image
-  coordinates, strongest at the centre, radius 2 world units); ``swirl_strength=0``
-  gives the undistorted frame;
-* ``"half-flip"`` — the right half of the image (columns ``≥ S // 2``) is flipped upside
-  down, a discontinuous but invertible rearrangement;
-* ``"mlp"`` — a frozen random MLP renderer ``frame ↦ W₂ tanh(W₁ frame + b₁)`` (S² → S² → S²,
-  ``W₁ ~ N(0, 1)``, ``b₁ ~ N(0, 0.5²)``, ``W₂ ~ N(0, 1/S²)``), drawn from
-  ``distortion_seed`` only, so train and test splits share the same renderer
-  (see :func:`random_mlp_renderer`).
+**Distortions** (applied to the clean frame, before noise; see :mod:`ldm_keras.data.render`):
+``"swirl"`` (a swirl of the image coordinates, strength ``swirl_strength``),
+``"half-flip"`` (the right half of the image flipped upside down) and ``"mlp"`` (a frozen
+random MLP renderer drawn from ``distortion_seed`` only, shared by train and test).
 
 **Seeds.** ``seed`` draws the start phases, jumps, process noise and observation noise from
 independent streams (``numpy.random.SeedSequence(seed).spawn``), so changing ``obs_noise``
@@ -83,12 +66,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
-from .._validation import check_choice, check_positive
-from ._presets import load_preset
+from .._deprecation import deprecated_alias
+from .._validation import check_choice, check_int, check_positive, check_probability
+from ._presets import FieldAccess, load_preset
+from .render import WORLD_HALF_WIDTH, random_mlp_renderer, render, render_swirled, world_to_pixel
 
 __all__ = [
     "DISTORTIONS",
@@ -101,6 +85,7 @@ __all__ = [
     "load",
     "random_mlp_renderer",
     "render",
+    "angular_step",
     "rotation_per_step",
     "square_perimeter",
     "swirl_field",
@@ -110,9 +95,6 @@ __all__ = [
 TRAJECTORIES = ("circular", "square", "figure-eight", "wobbly")
 NOISE_TYPES = ("constant", "random", "state-dependent")
 DISTORTIONS = (None, "swirl", "half-flip", "mlp")
-WORLD_HALF_WIDTH = 3.0
-"""The world square ``[-3, 3]²`` maps onto the image grid."""
-
 _STATE_TRAJECTORIES = ("circular", "wobbly")
 
 # Swirl-field constants of the "wobbly" trajectory (documented in the module docstring).
@@ -120,25 +102,11 @@ _WOBBLY_PULL = 5.0
 _WOBBLY_SPEED_MODULATION = 0.4
 
 
-def _check_int(value, name, minimum=1):
-    """Raise unless ``value`` is an integer ``>= minimum`` (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {value!r}.")
-    return int(value)
-
-
-def _check_probability(value, name):
-    v = check_positive(value, name, allow_zero=True)
-    if v > 1.0:
-        raise ValueError(f"`{name}` must be a probability in [0, 1]; received {value!r}.")
-    return v
-
-
-def rotation_per_step(dt, period):
+def angular_step(dt, period):
     """Angle (radians) the circular trajectory turns per frame: ``ω = 2π · dt / period``.
 
     Example:
-        >>> round(rotation_per_step(0.1, 2.0), 5)   # the reference circular setting
+        >>> round(angular_step(0.1, 2.0), 5)   # the reference circular setting
         0.31416
     """
     dt = check_positive(dt, "dt")
@@ -146,104 +114,7 @@ def rotation_per_step(dt, period):
     return 2.0 * math.pi * dt / period
 
 
-def world_to_pixel(positions, image_size=10):
-    """Map world positions in ``[-3, 3]²`` to fractional pixel coordinates ``(row, col)``.
-
-    ``col = (x + 3)/6 · (S - 1)`` and ``row = (3 - y)/6 · (S - 1)``: world ±3 are the
-    centres of the border pixels, ``y`` points up. Returns an array of shape
-    ``positions.shape`` whose last axis is ``(row, col)``.
-
-    Example:
-        >>> world_to_pixel(np.array([0.0, 0.0]))
-        array([4.5, 4.5])
-    """
-    image_size = _check_int(image_size, "image_size", minimum=2)
-    p = np.asarray(positions, dtype=np.float64)
-    if p.shape[-1:] != (2,):
-        raise ValueError(
-            f"`positions` must have a last axis of size 2 (x, y); received shape {p.shape}."
-        )
-    scale = (image_size - 1) / (2.0 * WORLD_HALF_WIDTH)
-    col = (p[..., 0] + WORLD_HALF_WIDTH) * scale
-    row = (WORLD_HALF_WIDTH - p[..., 1]) * scale
-    return np.stack([row, col], axis=-1)
-
-
-def _pixel_world_grid(image_size):
-    """World coordinates ``(x, y)`` of every pixel centre, shape ``(S*S, 2)``, row-major."""
-    axis = np.linspace(-WORLD_HALF_WIDTH, WORLD_HALF_WIDTH, image_size)
-    x = np.tile(axis, image_size)  # column index fastest
-    y = np.repeat(axis[::-1], image_size)  # row 0 is the top (y = +3)
-    return np.stack([x, y], axis=-1)
-
-
-def render(positions, image_size=10, sigma=1.0, flatten=True):
-    """Render Gaussian-dot frames for world positions of shape ``(..., 2)``.
-
-    ``frame[row, col] = exp(-((row - r)² + (col - c)²) / (2 sigma²))`` with ``(r, c)`` from
-    :func:`world_to_pixel`; computed separably (an outer product of two 1-D Gaussians), in
-    float32. Returns shape ``(..., S*S)`` when ``flatten`` else ``(..., S, S, 1)``.
-
-    Example:
-        >>> render(np.zeros((3, 2))).shape
-        (3, 100)
-    """
-    sigma = check_positive(sigma, "sigma")
-    rc = world_to_pixel(positions, image_size).astype(np.float32)
-    grid = np.arange(image_size, dtype=np.float32)
-    inv = np.float32(1.0 / (2.0 * sigma * sigma))
-    g_row = np.exp(-((grid - rc[..., 0:1]) ** 2) * inv)  # (..., S)
-    g_col = np.exp(-((grid - rc[..., 1:2]) ** 2) * inv)  # (..., S)
-    frames = g_row[..., :, None] * g_col[..., None, :]  # (..., S, S)
-    if flatten:
-        return frames.reshape(frames.shape[:-2] + (image_size * image_size,))
-    return frames[..., None]
-
-
-def _render_swirled(positions, image_size, sigma, strength):
-    """Frames of the swirl distortion, flattened, float32 (see module docstring)."""
-    grid = _pixel_world_grid(image_size)
-    angle = strength * np.exp(-np.sum(grid**2, axis=-1) / 4.0)
-    c, s = np.cos(angle), np.sin(angle)
-    warped = np.stack([c * grid[:, 0] - s * grid[:, 1], s * grid[:, 0] + c * grid[:, 1]], -1)
-    warped = warped.astype(np.float32)
-    sigma_world = sigma * 2.0 * WORLD_HALF_WIDTH / (image_size - 1)
-    p = np.asarray(positions, dtype=np.float32)
-    # |w - p|² = |w|² - 2 w·p + |p|², never an (N, T, P, 2) difference tensor.
-    d2 = (
-        np.sum(warped**2, -1)
-        - 2.0 * np.einsum("...k,pk->...p", p, warped)
-        + np.sum(p**2, -1, keepdims=True)
-    )
-    return np.exp(-np.maximum(d2, 0.0) / np.float32(2.0 * sigma_world**2))
-
-
-def random_mlp_renderer(image_size=10, seed=0):
-    """A frozen random MLP ``f ↦ W₂ tanh(W₁ f + b₁)`` acting on flattened frames.
-
-    Shapes ``S² → S² → S²``; ``W₁ ~ N(0, 1)``, ``b₁ ~ N(0, 0.5²)``, ``W₂ ~ N(0, 1/S²)``, all
-    drawn from ``numpy.random.default_rng(seed)``. Returns a function of arrays of shape
-    ``(..., S*S)`` (float32 in, float32 out).
-
-    Example:
-        >>> mlp = random_mlp_renderer(10, seed=0)
-        >>> mlp(render(np.zeros((2, 2)))).shape
-        (2, 100)
-    """
-    image_size = _check_int(image_size, "image_size", minimum=2)
-    rng = np.random.default_rng(seed)
-    p = image_size * image_size
-    w1 = rng.standard_normal((p, p)).astype(np.float32)
-    b1 = (0.5 * rng.standard_normal(p)).astype(np.float32)
-    w2 = (rng.standard_normal((p, p)) / math.sqrt(p)).astype(np.float32)
-
-    def mlp(frames):
-        f = np.asarray(frames, dtype=np.float32)
-        flat = f.reshape(-1, p)  # one 2-D matmul is much faster than a batched one
-        out = np.tanh(flat @ w1.T + b1) @ w2.T
-        return out.reshape(f.shape[:-1] + (p,)).astype(np.float32, copy=False)
-
-    return mlp
+rotation_per_step = deprecated_alias(angular_step, "rotation_per_step", "ldm_keras.data.dot_motion")
 
 
 def swirl_field(s, period=2.0, wobble=0.8):
@@ -283,7 +154,7 @@ def square_perimeter(phase):
 
 
 @dataclasses.dataclass
-class DotMotionData:
+class DotMotionData(FieldAccess):
     """A DotMotion dataset: frames and the ground truth that generated them.
 
     Attributes:
@@ -302,10 +173,6 @@ class DotMotionData:
     jumps: np.ndarray
     config: dict
 
-    def __getitem__(self, key):
-        if key not in ("frames", "positions", "noise_levels", "jumps", "config"):
-            raise KeyError(key)
-        return getattr(self, key)
 
     def as_dict(self):
         """The arrays and the config as a plain dict."""
@@ -383,16 +250,16 @@ def generate(
     if distortion not in DISTORTIONS:
         known = ["None"] + sorted(d for d in DISTORTIONS if d is not None)
         raise ValueError(f"`distortion` must be one of {known}; received {distortion!r}.")
-    n = _check_int(num_sequences, "num_sequences")
-    t_len = _check_int(length, "length")
+    n = check_int(num_sequences, "num_sequences", minimum=1)
+    t_len = check_int(length, "length", minimum=1)
     dt = check_positive(dt, "dt")
     period = check_positive(period, "period")
     process_noise = check_positive(process_noise, "process_noise", allow_zero=True)
-    jump_rate = _check_probability(jump_rate, "jump_rate")
+    jump_rate = check_probability(jump_rate, "jump_rate")
     obs_noise = check_positive(obs_noise, "obs_noise", allow_zero=True)
-    image_size = _check_int(image_size, "image_size", minimum=2)
+    image_size = check_int(image_size, "image_size", minimum=2)
     sigma = check_positive(sigma, "sigma")
-    rk4_substeps = _check_int(rk4_substeps, "rk4_substeps")
+    rk4_substeps = check_int(rk4_substeps, "rk4_substeps", minimum=1)
     try:
         jump_angle = float(jump_angle)
         swirl_strength = float(swirl_strength)
@@ -419,7 +286,7 @@ def generate(
     steps = np.arange(t_len, dtype=np.float64)
 
     if trajectory in _STATE_TRAJECTORIES:
-        omega = rotation_per_step(dt, period)
+        omega = angular_step(dt, period)
         positions = np.empty((n, t_len, 2))
         s = np.stack([np.cos(phase0), np.sin(phase0)], axis=-1)
         positions[:, 0] = s
@@ -445,7 +312,7 @@ def generate(
 
     # Frames: clean render, then distortion.
     if distortion == "swirl":
-        frames = _render_swirled(positions, image_size, sigma, swirl_strength)
+        frames = render_swirled(positions, image_size, sigma, swirl_strength)
     else:
         frames = render(positions, image_size, sigma, flatten=True)
         if distortion == "half-flip":

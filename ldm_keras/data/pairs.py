@@ -1,4 +1,4 @@
-"""Pairs of samples as the two "views" of LDM (LDM_SPEC §5, MNIST clustering).
+"""Pairs of samples as the two "views" of LDM (docs/spec.md §5, MNIST clustering).
 
 The reference clustering experiment pairs each image with another image *of the same
 class*; the pair, not the label, is what the model sees (weak supervision by

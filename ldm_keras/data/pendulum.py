@@ -34,15 +34,15 @@ import math
 
 import numpy as np
 
-from .._validation import check_positive
-from ._presets import load_preset
-from .dot_motion import _check_int, render
+from .._validation import check_int, check_positive
+from ._presets import FieldAccess, load_preset
+from .render import render
 
 __all__ = ["PRESETS", "PendulumData", "energy", "generate", "load"]
 
 
 @dataclasses.dataclass
-class PendulumData:
+class PendulumData(FieldAccess):
     """Pendulum frames and the ground truth that generated them.
 
     Attributes:
@@ -58,10 +58,6 @@ class PendulumData:
     angular_velocities: np.ndarray
     config: dict
 
-    def __getitem__(self, key):
-        if key not in ("frames", "positions", "angles", "angular_velocities", "config"):
-            raise KeyError(key)
-        return getattr(self, key)
 
 
 def energy(angles, angular_velocities, period=2.0):
@@ -121,8 +117,8 @@ def generate(
         >>> d.positions.shape
         (2, 10, 2)
     """
-    n = _check_int(num_sequences, "num_sequences")
-    t_len = _check_int(length, "length")
+    n = check_int(num_sequences, "num_sequences", minimum=1)
+    t_len = check_int(length, "length", minimum=1)
     dt = check_positive(dt, "dt")
     period = check_positive(period, "period")
     damping = check_positive(damping, "damping", allow_zero=True)
@@ -134,8 +130,8 @@ def generate(
     arm = check_positive(arm, "arm")
     if arm > 3.0:
         raise ValueError(f"`arm` must be <= 3 so the bob stays in the world square; received {arm!r}.")
-    image_size = _check_int(image_size, "image_size", minimum=2)
-    rk4_substeps = _check_int(rk4_substeps, "rk4_substeps")
+    image_size = check_int(image_size, "image_size", minimum=2)
+    rk4_substeps = check_int(rk4_substeps, "rk4_substeps", minimum=1)
 
     init_rng, process_rng, noise_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)

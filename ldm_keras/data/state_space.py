@@ -1,4 +1,4 @@
-"""Synthetic nonlinear state-space data for the identifiability study (LDM_SPEC §7).
+"""Synthetic nonlinear state-space data for the identifiability study (docs/spec.md §7).
 
 Latents follow a Markov process with Gaussian transition noise and are observed through a
 random injective smooth mixing:
@@ -72,9 +72,8 @@ import math
 
 import numpy as np
 
-from .._validation import check_choice, check_positive
-from ._presets import load_preset
-from .dot_motion import _check_int
+from .._validation import check_choice, check_int, check_positive
+from ._presets import FieldAccess, load_preset
 
 __all__ = [
     "PRESETS",
@@ -163,7 +162,7 @@ def make_system(system="oscillator", dim=2, dt=0.1):
         4
     """
     check_choice(system, "system", SYSTEMS)
-    dim = _check_int(dim, "dim", minimum=2)
+    dim = check_int(dim, "dim", minimum=2)
     allowed = _SYSTEM_DIMS[system]
     if allowed == "even":
         if dim % 2:
@@ -201,9 +200,9 @@ class RandomMixing:
     """
 
     def __init__(self, dim, obs_dim=20, layers=2, seed=0, leak=0.3):
-        self.dim = _check_int(dim, "dim")
-        self.obs_dim = _check_int(obs_dim, "obs_dim", minimum=self.dim)
-        self.layers = _check_int(layers, "mixing_layers")
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.obs_dim = check_int(obs_dim, "obs_dim", minimum=self.dim)
+        self.layers = check_int(layers, "mixing_layers", minimum=1)
         self.leak = check_positive(leak, "leak")
         self.seed = seed
         rng = np.random.default_rng(seed)
@@ -256,7 +255,7 @@ class RandomMixing:
 
 
 @dataclasses.dataclass
-class StateSpaceData:
+class StateSpaceData(FieldAccess):
     """Latents, observations and the process that made them.
 
     Attributes:
@@ -275,10 +274,6 @@ class StateSpaceData:
     mixing: RandomMixing
     config: dict
 
-    def __getitem__(self, key):
-        if key not in ("latents", "observations", "system", "mixing", "config"):
-            raise KeyError(key)
-        return getattr(self, key)
 
 
 def generate(
@@ -318,11 +313,11 @@ def generate(
         (2, 10, 32)
     """
     mu = make_system(system, dim, dt)
-    n = _check_int(num_sequences, "num_sequences")
-    t_len = _check_int(length, "length")
-    obs_dim = _check_int(obs_dim, "obs_dim", minimum=max(MIN_OBS_DIM, mu.dim))
+    n = check_int(num_sequences, "num_sequences", minimum=1)
+    t_len = check_int(length, "length", minimum=1)
+    obs_dim = check_int(obs_dim, "obs_dim", minimum=max(MIN_OBS_DIM, mu.dim))
     noise_std = check_positive(noise_std, "noise_std")
-    burn_in = _check_int(burn_in, "burn_in", minimum=0)
+    burn_in = check_int(burn_in, "burn_in", minimum=0)
     mixing = RandomMixing(mu.dim, obs_dim, mixing_layers, seed=mixing_seed, leak=leak)
 
     init_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))

@@ -16,14 +16,35 @@ tensor.
 ``CategoricalEntropy``   plug-in entropy of softmax outputs (cluster assignments)
 ``LinearJacobian``       log|det W| of an invertible linear map (ICA)
 =======================  ==================================================================
+
+:func:`get` builds one by name (what the recipes use), :func:`names` lists the names.
+
+Example:
+    >>> ldm.entropy.get("knn", k=3)                   # KNNEntropy(k=3)
 """
 
+from .._math import log_abs_det
+from .._registry import Registry
 from .base import EntropyEstimator
 from .categorical import CategoricalEntropy
-from .jacobian import LinearJacobian, log_abs_det
+from .jacobian import LinearJacobian
 from .kde import GaussianKDE, VonMisesFisherKDE
 from .knn import KNNEntropy
 from .logdet import GaussianLogDet, LogDetSecondOrder, VICRegSurrogate
+
+#: The entropy estimators by name.
+ESTIMATORS = Registry("entropy estimator")
+for _name, _cls in (("gaussian-kde", GaussianKDE), ("vmf-kde", VonMisesFisherKDE),
+                    ("logdet", GaussianLogDet), ("logdet-second-order", LogDetSecondOrder),
+                    ("vicreg", VICRegSurrogate), ("knn", KNNEntropy),
+                    ("categorical", CategoricalEntropy), ("linear-jacobian", LinearJacobian)):
+    ESTIMATORS.register(_name, _cls)
+del _name, _cls
+
+
+#: ``get(name, **kwargs)``: a new entropy estimator by name; ``names()``: the names, sorted.
+get = ESTIMATORS.get
+names = ESTIMATORS.names
 
 
 def joint_entropy(estimator, z1, z2):
@@ -57,4 +78,7 @@ __all__ = [
     "log_abs_det",
     "joint_entropy",
     "marginal_entropy",
+    "ESTIMATORS",
+    "get",
+    "names",
 ]

@@ -4,15 +4,10 @@ Everything pairwise is computed from one matrix product (``‖a‖² + ‖b‖²
 no estimator ever holds more than an ``N × M`` matrix (never ``N × M × d``).
 """
 
-import math
 
-import keras
 from keras import ops
 
 from .._validation import check_last_dim, check_min_batch, check_rank, static_shape
-from .base import EntropyEstimator
-
-EULER_GAMMA = 0.5772156649015329
 
 
 def f32(x):
@@ -59,49 +54,7 @@ def squared_distances(a, b):
     return ops.maximum(d2, 0.0)
 
 
-def l2_normalize(z, eps=1e-12):
-    """Rows scaled to unit norm (``z / max(‖z‖, eps)``)."""
-    norm = ops.sqrt(ops.maximum(ops.sum(ops.square(z), axis=-1, keepdims=True), eps * eps))
-    return z / norm
-
-
 def covariance(z):
     """Unbiased sample covariance ``Zcᵀ Zc / (N - 1)`` of a batch (``d × d``)."""
     zc = z - ops.mean(z, axis=0, keepdims=True)
     return ops.matmul(ops.transpose(zc), zc) / (num_rows(z) - 1.0)
-
-
-def digamma(x):
-    """Digamma ``ψ(x)`` for ``x > 0`` (Python float or float32 tensor).
-
-    Shift ``x`` up by 6 with ``ψ(x) = ψ(x + 6) - Σ_{i<6} 1/(x + i)``, then the asymptotic
-    series ``log y - 1/(2y) - Σ B_{2n}/(2n y^{2n})`` to ``y^{-10}``; error below 1e-9
-    (far below float32 resolution).
-    """
-    is_py = isinstance(x, (int, float))
-    log = math.log if is_py else ops.log
-    shift = 0.0
-    for i in range(6):
-        shift = shift + 1.0 / (x + i)
-    y = x + 6.0
-    inv2 = 1.0 / (y * y)
-    series = inv2 * (1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (
-        1.0 / 240 - inv2 / 132))))
-    return log(y) - 0.5 / y - series - shift
-
-
-def digamma_int(k):
-    """Exact ``ψ(k) = -γ + Σ_{i=1}^{k-1} 1/i`` for a positive integer ``k``."""
-    return -EULER_GAMMA + math.fsum(1.0 / i for i in range(1, int(k)))
-
-
-class _Estimator(EntropyEstimator):
-    """Common base: symbolic calls return a float32 scalar spec after checking ranks."""
-
-    def compute_output_spec(self, *args, **kwargs):
-        self._validate(*args, **kwargs)
-        return keras.KerasTensor((), dtype="float32")
-
-    def _validate(self, z, *args, **kwargs):
-        """Raise ``ValueError`` on bad (possibly symbolic) input; overridden per estimator."""
-        check_batch(z)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from .._validation import check_real_dtype
+from .._validation import check_rank, check_real_dtype
 
 
 class EntropyEstimator(keras.layers.Layer):
@@ -20,7 +20,9 @@ class EntropyEstimator(keras.layers.Layer):
     * :meth:`marginal` — ``H[z1] + H[z2] = H[z1, z2] + I(z1; z2)`` (LDM + MI; standard
       SimCLR and VICReg).
 
-    Subclasses override either when the estimator has a better two-view form.
+    Subclasses override either when the estimator has a better two-view form, and
+    ``_validate`` to check their (possibly symbolic) inputs: a symbolic call (Keras
+    functional tracing) runs the check and returns a float32 scalar spec.
 
     Example (a new estimator: the entropy of a diagonal Gaussian fit, constants dropped):
         >>> class DiagonalGaussianEntropy(EntropyEstimator):
@@ -43,6 +45,14 @@ class EntropyEstimator(keras.layers.Layer):
 
     def compute_output_shape(self, *args, **kwargs):
         return ()
+
+    def compute_output_spec(self, *args, **kwargs):
+        self._validate(*args, **kwargs)
+        return keras.KerasTensor((), dtype="float32")
+
+    def _validate(self, z, *args, **kwargs):
+        """Raise ``ValueError`` on bad (possibly symbolic) input; overridden per estimator."""
+        check_rank(z, 2, "z", "(batch, features)")
 
     def joint(self, z1, z2):
         """``H[z1, z2]`` estimated on ``concatenate([z1, z2], axis=-1)``."""

@@ -4,11 +4,12 @@ from keras import ops
 
 from .._serialization import register
 from .._validation import check_positive, check_rank, check_same_shape
-from ._common import _Estimator, f32
+from ._common import f32
+from .base import EntropyEstimator
 
 
 @register
-class CategoricalEntropy(_Estimator):
+class CategoricalEntropy(EntropyEstimator):
     """Plug-in entropy of the batch's cluster distribution, from softmax outputs.
 
     Inputs ``q ∈ R^{N×n}`` are probability vectors (rows of a softmax over ``n``

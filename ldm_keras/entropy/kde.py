@@ -2,21 +2,24 @@
 
 from keras import ops
 
+from .._math import l2_normalize
 from .._serialization import register
 from .._validation import check_choice, check_positive, check_same_shape
 from ._common import (
-    _Estimator,
     check_batch,
     check_centers,
     f32,
-    l2_normalize,
     num_features,
     squared_distances,
 )
+from .base import EntropyEstimator
+
+#: Floor on the squared norm when the vMF kernel normalises rows (a norm floor of 1e-12).
+_NORM_FLOOR_SQ = 1e-24
 
 
 @register
-class GaussianKDE(_Estimator):
+class GaussianKDE(EntropyEstimator):
     """Gaussian kernel density estimate of the entropy (LDM's "plane contrastive" term).
 
     .. math::
@@ -68,7 +71,7 @@ class GaussianKDE(_Estimator):
 
 
 @register
-class VonMisesFisherKDE(_Estimator):
+class VonMisesFisherKDE(EntropyEstimator):
     """von Mises–Fisher kernel density estimate of the entropy ("sphere contrastive").
 
     .. math::
@@ -131,9 +134,9 @@ class VonMisesFisherKDE(_Estimator):
 
     def _normalize(self, z, num_views):
         if num_views == 1:
-            return l2_normalize(z)
+            return l2_normalize(z, _NORM_FLOOR_SQ)
         blocks = ops.split(z, num_views, axis=-1)
-        return ops.concatenate([l2_normalize(b) for b in blocks], axis=-1)
+        return ops.concatenate([l2_normalize(b, _NORM_FLOOR_SQ) for b in blocks], axis=-1)
 
     def call(self, z, centers=None, num_views=1):
         self._validate(z, centers, num_views)

@@ -5,28 +5,27 @@ import math
 import keras
 from keras import ops
 
+from .._math import digamma, digamma_int
 from .._serialization import register
 from .._validation import check_positive
 from ._common import (
-    _Estimator,
     check_batch,
-    digamma,
-    digamma_int,
     f32,
     num_features,
     num_rows,
     squared_distances,
 )
+from .base import EntropyEstimator
 
 
 def _kth_smallest(d2, k, big):
     """Per row, the ``k``-th smallest entry of ``d2`` (duplicates counted separately).
 
     JAX and TensorFlow (XLA): ``top_k`` over the rows of an ``N × N`` matrix is a sort and
-    was ~20× slower than the alternative used here: ``k - 1`` passes that each add
-    ``big`` at one arg-min per row (so exactly one entry leaves per pass, as in
-    ``top_k``), then a row minimum (measured with N=1024, k=3: 1.8 s → 0.09 s on JAX;
-    benchmarks/results/bench.md). The gradient reaches the same entry as ``top_k``'s.
+    much slower than the alternative used here (RESULTS.md, "Implementation choices"):
+    ``k - 1`` passes that each add ``big`` at one arg-min per row (so exactly one entry
+    leaves per pass, as in ``top_k``), then a row minimum. The gradient reaches the same
+    entry as ``top_k``'s.
     """
     n_rows = ops.shape(d2)[0]
     for _ in range(k - 1):
@@ -39,9 +38,10 @@ def _kth_neighbour_sq_torch(z, k):
 
     ``torch.cdist`` (matrix-product form for large batches, one fused backward) and
     ``topk``; the diagonal is excluded by adding a large value at the diagonal indices
-    (``index_put``, out of place), so no ``N × N`` identity is built. In eager PyTorch
-    this measured 1.26-1.39× faster than the backend-agnostic path (value + gradient,
-    N = 256-1024, one thread), with the same values and gradients up to float rounding.
+    (``index_put``, out of place), so no ``N × N`` identity is built. In eager PyTorch it
+    is faster than the backend-agnostic path (RESULTS.md, "Implementation choices"), with
+    the same values and gradients up to float rounding; the one backend-specific path
+    outside :mod:`ldm_keras.models.trainers`.
     """
     import torch
 
@@ -55,7 +55,7 @@ def _kth_neighbour_sq_torch(z, k):
 
 
 @register
-class KNNEntropy(_Estimator):
+class KNNEntropy(EntropyEstimator):
     """Kozachenko–Leonenko k-NN estimate of the differential entropy.
 
     .. math::

@@ -1,22 +1,28 @@
 """Gaussian (log-determinant) entropy estimators and the VICReg surrogate."""
 
-import math
 
 from keras import ops
 
+from .._math import LOG_2PI_E
 from .._serialization import register
 from .._validation import check_positive
-from ._common import _Estimator, check_batch, covariance, f32, num_features
-
-_LOG_2PI_E = math.log(2.0 * math.pi * math.e)
+from ._common import check_batch, covariance, f32, num_features
+from .base import EntropyEstimator
 
 
 def _check_batch2(z):
     check_batch(z, min_batch=2, why="a sample covariance needs at least 2 samples")
 
 
+def _batch_covariance(z):
+    """The checked batch in float32, its number of features and its sample covariance."""
+    _check_batch2(z)
+    z = f32(z)
+    return z, num_features(z), covariance(z)
+
+
 @register
-class GaussianLogDet(_Estimator):
+class GaussianLogDet(EntropyEstimator):
     """Entropy of the Gaussian with the batch's covariance (log-det estimator).
 
     .. math::
@@ -56,16 +62,13 @@ class GaussianLogDet(_Estimator):
         _check_batch2(z)
 
     def call(self, z):
-        self._validate(z)
-        z = f32(z)
-        d = num_features(z)
-        cov = covariance(z)
+        z, d, cov = _batch_covariance(z)
         scale = ops.maximum(ops.trace(cov) / d, 1e-12)
         eye = ops.eye(d, dtype="float32")
         chol = ops.linalg.cholesky(cov + (self.jitter * scale) * eye)
         h = ops.sum(ops.log(ops.diagonal(chol)))
         if self.include_constant:
-            h = h + 0.5 * d * _LOG_2PI_E
+            h = h + 0.5 * d * LOG_2PI_E
         return h
 
     def get_config(self):
@@ -77,7 +80,7 @@ class GaussianLogDet(_Estimator):
 
 
 @register
-class LogDetSecondOrder(_Estimator):
+class LogDetSecondOrder(EntropyEstimator):
     """Second-order (small-correlation) expansion of the Gaussian log-det entropy.
 
     With ``C`` the unbiased sample covariance, ``v_i = C_ii + eps`` and the correlations
@@ -124,17 +127,14 @@ class LogDetSecondOrder(_Estimator):
         _check_batch2(z)
 
     def call(self, z):
-        self._validate(z)
-        z = f32(z)
-        d = num_features(z)
-        cov = covariance(z)
+        z, d, cov = _batch_covariance(z)
         var = ops.diagonal(cov) + self.eps
         inv_std = 1.0 / ops.sqrt(var)
         rho = cov * inv_std[:, None] * inv_std[None, :]
         off = 1.0 - ops.eye(d, dtype="float32")
         h = 0.5 * (ops.sum(ops.log(var)) - 0.5 * ops.sum(ops.square(rho) * off))
         if self.include_constant:
-            h = h + 0.5 * d * _LOG_2PI_E
+            h = h + 0.5 * d * LOG_2PI_E
         return h
 
     def get_config(self):
@@ -142,7 +142,7 @@ class LogDetSecondOrder(_Estimator):
 
 
 @register
-class VICRegSurrogate(_Estimator):
+class VICRegSurrogate(EntropyEstimator):
     """The VICReg variance/covariance regulariser, as an entropy surrogate (larger = more).
 
     .. math::
@@ -185,10 +185,7 @@ class VICRegSurrogate(_Estimator):
         _check_batch2(z)
 
     def call(self, z):
-        self._validate(z)
-        z = f32(z)
-        d = num_features(z)
-        cov = covariance(z)
+        z, d, cov = _batch_covariance(z)
         std = ops.sqrt(ops.diagonal(cov) + self.eps)
         variance = ops.mean(ops.relu(1.0 - std))
         off = 1.0 - ops.eye(d, dtype="float32")

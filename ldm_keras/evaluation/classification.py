@@ -12,6 +12,8 @@ Example:
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .._validation import check_features, check_labels
+
 __all__ = [
     "clustering_accuracy",
     "evaluate_embeddings",
@@ -22,45 +24,13 @@ __all__ = [
 ]
 
 
-def _features(z, name):
-    z = np.asarray(z)
-    if z.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D array (samples, features); "
-                         f"received shape {z.shape}.")
-    if not np.issubdtype(z.dtype, np.number):
-        raise ValueError(f"`{name}` must be numeric; received dtype {z.dtype}.")
-    z = z.astype("float64")
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
-    return z
-
-
-def _labels(y, n, name):
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D array of integer labels; "
-                         f"received shape {y.shape}.")
-    if n is not None and len(y) != n:
-        raise ValueError(f"`{name}` must have one label per sample ({n}); "
-                         f"received {len(y)} labels.")
-    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
-        if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
-            y = y.astype("int64")
-        else:
-            raise ValueError(f"`{name}` must hold integer class labels; "
-                             f"received dtype {y.dtype}.")
-    return y.astype("int64")
-
-
 def _split(train_z, train_y, test_z, test_y):
-    train_z, test_z = _features(train_z, "train_z"), _features(test_z, "test_z")
+    train_z, test_z = check_features(train_z, "train_z"), check_features(test_z, "test_z")
     if train_z.shape[1] != test_z.shape[1]:
         raise ValueError(f"`train_z` and `test_z` must have the same number of features; "
                          f"received {train_z.shape[1]} and {test_z.shape[1]}.")
-    train_y = _labels(train_y, len(train_z), "train_y")
-    test_y = _labels(test_y, len(test_z), "test_y")
+    train_y = check_labels(train_y, len(train_z), "train_y")
+    test_y = check_labels(test_y, len(test_z), "test_y")
     return train_z, train_y, test_z, test_y
 
 
@@ -76,7 +46,7 @@ def sample_per_class(y, k, seed=0):
     Example:
         >>> idx = sample_per_class(y_train, 10, seed=0)   # 10 labels per class
     """
-    y = _labels(y, None, "y")
+    y = check_labels(y, None, "y")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"`k` (labels per class) must be an int >= 1; received {k!r}.")
     rng = np.random.default_rng(seed)
@@ -148,15 +118,18 @@ def linear_probe(train_z, train_y, test_z, test_y, labels_per_class=None,
 def knn_predict(train_z, train_y, test_z, k=20, metric="cosine", batch_size=1024):
     """Majority vote of the ``k`` nearest training embeddings of each test embedding.
 
-    Distances: ``"cosine"`` uses ``1 - <a, b> / (|a| |b|)``, ``"euclidean"``
-    ``|a - b|``. Ties between classes go to the smallest label. Computed in blocks of
-    ``batch_size`` test rows (memory ``batch_size × n_train``).
+    scikit-learn's ``KNeighborsClassifier`` (brute force, uniform weights). Distances:
+    ``"cosine"`` uses ``1 - <a, b> / (|a| |b|)``, ``"euclidean"`` ``|a - b|``. Ties between
+    classes go to the smallest label. Computed in blocks of ``batch_size`` test rows
+    (memory ``batch_size × n_train``).
 
     Example:
         >>> y_hat = knn_predict(z_tr, y_tr, z_te, k=20)
     """
-    train_z, test_z = _features(train_z, "train_z"), _features(test_z, "test_z")
-    train_y = _labels(train_y, len(train_z), "train_y")
+    from sklearn.neighbors import KNeighborsClassifier
+
+    train_z, test_z = check_features(train_z, "train_z"), check_features(test_z, "test_z")
+    train_y = check_labels(train_y, len(train_z), "train_y")
     if train_z.shape[1] != test_z.shape[1]:
         raise ValueError(f"`train_z` and `test_z` must have the same number of features; "
                          f"received {train_z.shape[1]} and {test_z.shape[1]}.")
@@ -165,25 +138,12 @@ def knn_predict(train_z, train_y, test_z, k=20, metric="cosine", batch_size=1024
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(train_z):
         raise ValueError(f"`k` must be an int in [1, {len(train_z)}] (the number of "
                          f"training samples); received {k!r}.")
-    classes, codes = np.unique(train_y, return_inverse=True)
-    if metric == "cosine":
-        a = train_z / np.maximum(np.linalg.norm(train_z, axis=1, keepdims=True), 1e-12)
-        b_all = test_z / np.maximum(np.linalg.norm(test_z, axis=1, keepdims=True), 1e-12)
-    else:
-        a, b_all = train_z, test_z
-        sq_a = np.sum(a * a, axis=1)
-    preds = []
-    for start in range(0, len(b_all), batch_size):
-        b = b_all[start:start + batch_size]
-        if metric == "cosine":
-            dist = 1.0 - b @ a.T
-        else:
-            dist = np.sum(b * b, axis=1, keepdims=True) - 2.0 * b @ a.T + sq_a
-        nn = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        votes = np.zeros((len(b), len(classes)), dtype="int64")
-        np.add.at(votes, (np.arange(len(b))[:, None], codes[nn]), 1)
-        preds.append(classes[np.argmax(votes, axis=1)])
-    return np.concatenate(preds) if preds else np.zeros((0,), dtype=classes.dtype)
+    if len(test_z) == 0:
+        return np.zeros((0,), dtype=train_y.dtype)
+    knn = KNeighborsClassifier(n_neighbors=int(k), metric=metric, algorithm="brute")
+    knn.fit(train_z, train_y)
+    return np.concatenate([knn.predict(test_z[start:start + batch_size])
+                           for start in range(0, len(test_z), batch_size)])
 
 
 def knn_accuracy(train_z, train_y, test_z, test_y, k=20, metric="cosine"):
@@ -213,8 +173,8 @@ def clustering_accuracy(y_true, y_pred):
         >>> clustering_accuracy([0, 0, 1, 1, 2], [2, 2, 0, 0, 1])
         1.0
     """
-    y_true = _labels(y_true, None, "y_true")
-    y_pred = _labels(y_pred, len(y_true), "y_pred")
+    y_true = check_labels(y_true, None, "y_true")
+    y_pred = check_labels(y_pred, len(y_true), "y_pred")
     if len(y_true) == 0:
         raise ValueError("`y_true` is empty.")
     _, t = np.unique(y_true, return_inverse=True)

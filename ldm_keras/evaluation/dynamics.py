@@ -1,14 +1,18 @@
 """Evaluation of learned dynamics: affine read-out R², learned rotation, interval coverage.
 
 NumPy in, NumPy out (these run after training, on converted arrays). Used to score
-predictive LDM models (LDM_SPEC §6-7): a representation identifies the ground-truth
+predictive LDM models (docs/spec.md §6–7): a representation identifies the ground-truth
 state up to an affine map when the R² of an affine read-out is close to 1.
 """
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["affine_r2", "fit_affine_readout", "interval_coverage", "rotation_per_step"]
+from .._deprecation import deprecated_alias
+from .._math import eigen_angles
+
+__all__ = ["affine_r2", "eigen_angles", "fit_affine_readout", "interval_coverage",
+           "rotation_per_step"]
 
 
 def _as_2d(x, name):
@@ -42,9 +46,9 @@ def _check_pair(latents, targets, lname, tname):
 def fit_affine_readout(latents, targets):
     """Least-squares affine map ``y ≈ z W + c`` from latents to targets.
 
-    Solves ``min_{W,c} ‖z W + c - y‖²``: ``W`` by ``numpy.linalg.lstsq`` on centred data
-    (minimum-norm solution when ``z`` is rank deficient), ``c = ȳ - z̄ W``. ``(batch, time, F)`` arrays are flattened to
-    ``(batch·time, F)``.
+    scikit-learn's ``LinearRegression``: ``min_{W,c} ‖z W + c - y‖²`` on centred data
+    (the minimum-norm ``W`` when ``z`` is rank deficient), ``c = ȳ - z̄ W``.
+    ``(batch, time, F)`` arrays are flattened to ``(batch·time, F)``.
 
     Returns:
         ``(W, c)`` of shapes ``(F_z, F_y)`` and ``(F_y,)``. A decoded position band is
@@ -54,21 +58,11 @@ def fit_affine_readout(latents, targets):
         >>> w, c = fit_affine_readout(z_train, positions_train)
         >>> decoded = z_test @ w + c
     """
+    from sklearn.linear_model import LinearRegression
+
     z, y = _check_pair(latents, targets, "latents", "targets")
-    z_mean, y_mean = z.mean(axis=0), y.mean(axis=0)
-    # Centring solves for the intercept exactly (a constant target gets W = 0, c = ȳ).
-    w, *_ = np.linalg.lstsq(z - z_mean, y - y_mean, rcond=None)
-    return w, y_mean - z_mean @ w
-
-
-def _r2_uniform(y, pred):
-    ss_res = np.sum((y - pred) ** 2, axis=0)
-    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    r2 = np.ones_like(ss_res)
-    nonconst = ss_tot > 0
-    r2[nonconst] = 1.0 - ss_res[nonconst] / ss_tot[nonconst]
-    r2[~nonconst & (ss_res > 0)] = 0.0  # constant target, imperfect fit (sklearn's convention)
-    return float(np.mean(r2))
+    reg = LinearRegression().fit(z, y)
+    return reg.coef_.T.reshape(z.shape[1], y.shape[1]), reg.intercept_.reshape(y.shape[1])
 
 
 def affine_r2(train_latents, train_targets, test_latents=None, test_targets=None):
@@ -78,8 +72,8 @@ def affine_r2(train_latents, train_targets, test_latents=None, test_targets=None
 
         R²_j = 1 - Σ_i (y_ij - ŷ_ij)² / Σ_i (y_ij - ȳ_j)²,   R² = mean_j R²_j
 
-    (the uniform average over target dimensions, as scikit-learn's ``r2_score``; a
-    constant target dimension scores 1 if predicted exactly, else 0) on the held-out
+    (scikit-learn's ``r2_score``, the uniform average over target dimensions; a constant
+    target dimension scores 1 if predicted exactly, else 0) on the held-out
     arrays when given, otherwise on the training arrays. Accepts ``(N, F)`` or
     ``(batch, time, F)``.
 
@@ -99,26 +93,13 @@ def affine_r2(train_latents, train_targets, test_latents=None, test_targets=None
                 f"{w.shape[1]} target); received {np.shape(test_latents)} and "
                 f"{np.shape(test_targets)}."
             )
-    return _r2_uniform(y, z @ w + c)
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y, z @ w + c))
 
 
-def rotation_per_step(transition):
-    """Angles ``arg λ_i`` (radians) of the eigenvalues of a transition matrix, descending.
-
-    For 2-d rotational dynamics ``A = r·R(θ)`` (a rotation by ``θ`` per step, scaled by
-    ``r``) the eigenvalues are ``r·e^{±iθ}``, so the result is ``[θ, -θ]``. Accepts a
-    stack ``(..., S, S)``; returns ``(..., S)``.
-
-    Example:
-        >>> rotation_per_step(kf.transition_matrix)[0]   # ≈ 0.3142 for DotMotion circular
-    """
-    a = np.asarray(transition, dtype="float64")
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"`transition` must be a square matrix (..., S, S); received {a.shape}.")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("`transition` must contain only finite values.")
-    angles = np.angle(np.linalg.eigvals(a))
-    return -np.sort(-angles, axis=-1)
+rotation_per_step = deprecated_alias(eigen_angles, "rotation_per_step",
+                                     "ldm_keras.evaluation.dynamics")
 
 
 def interval_coverage(targets, means, covs, level=0.95):

@@ -7,16 +7,9 @@ states up to an affine map (identifiability), use :func:`~ldm_keras.evaluation.a
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .._validation import check_matrix
+
 __all__ = ["amari_index", "matched_correlation"]
-
-
-def _finite_matrix(x, name):
-    x = np.asarray(x, dtype="float64")
-    if x.ndim != 2:
-        raise ValueError(f"`{name}` must be a matrix (rank 2); received shape {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`{name}` must contain only finite values.")
-    return x
 
 
 def amari_index(unmixing, mixing):
@@ -42,8 +35,8 @@ def amari_index(unmixing, mixing):
         >>> amari_index(np.linalg.inv(a)[::-1] * 3.0, a)      # permuted, scaled
         0.0
     """
-    w = _finite_matrix(unmixing, "unmixing")
-    a = _finite_matrix(mixing, "mixing")
+    w = check_matrix(unmixing, "unmixing")
+    a = check_matrix(mixing, "mixing")
     if w.shape[1] != a.shape[0] or w.shape[0] != a.shape[1]:
         raise ValueError(
             "`unmixing` (n × d) and `mixing` (d × n) must give a square product W·A; "
@@ -82,7 +75,7 @@ def matched_correlation(true_sources, estimated_sources, return_details=False):
     e = np.asarray(estimated_sources, dtype="float64")
     s = s.reshape(-1, s.shape[-1]) if s.ndim == 3 else s
     e = e.reshape(-1, e.shape[-1]) if e.ndim == 3 else e
-    s, e = _finite_matrix(s, "true_sources"), _finite_matrix(e, "estimated_sources")
+    s, e = check_matrix(s, "true_sources"), check_matrix(e, "estimated_sources")
     if s.shape[0] != e.shape[0] or s.shape[0] < 2:
         raise ValueError("`true_sources` and `estimated_sources` must hold the same number "
                          f"(≥ 2) of samples; received {s.shape} and {e.shape}.")

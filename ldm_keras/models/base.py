@@ -1,13 +1,13 @@
 """``LDMModel``: the ``keras.Model`` base of every LDM model.
 
-It overrides ``train_step`` and ``test_step`` so that users train with plain
-``model.fit``. A subclass implements one backend-agnostic method,
+Users train with plain ``model.fit``. A subclass implements one backend-agnostic method,
 
     compute_ldm_loss(x, training) -> {"loss": ..., "alignment": ..., "entropy": ..., ...}
 
 and optionally ``after_optimizer_step()`` (EMA target updates, constraints) and
 ``variable_groups()`` (for per-group learning-rate multipliers). The gradient step is
-written once per backend in :mod:`ldm_keras.models._steps`.
+written once per backend in :mod:`ldm_keras.models.trainers`, whose trainer for the
+active backend ``LDMModel`` derives from (as ``keras.Model`` derives from Keras' own).
 
 Non-finite steps (``nonfinite=``): a step whose loss or gradients hold NaN or ±inf is,
 by default (``"skip"``), not applied — weights, optimizer state (iteration counts of
@@ -23,8 +23,8 @@ import keras
 from keras import ops
 
 from .._validation import check_choice, check_positive
-from . import _steps
 from .optimizers import GroupedOptimizer
+from .trainers import Trainer
 
 #: The values of ``LDMModel(nonfinite=...)``.
 NONFINITE_POLICIES = ("skip", "raise", "ignore")
@@ -106,7 +106,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self._steps_before_epoch += int(steps) if steps else 0
 
 
-class LDMModel(keras.Model):
+class LDMModel(Trainer, keras.Model):
     """Base class: an LDM objective trained by ``model.fit`` on every backend.
 
     Subclasses implement :meth:`compute_ldm_loss`. The values it returns under the
@@ -144,19 +144,16 @@ class LDMModel(keras.Model):
         >>> model = MyLDM(encoder); model.compile("adam"); model.fit((x1, x2), epochs=5)
     """
 
-    metric_names = ("loss", "alignment", "entropy")
-
     def __init__(self, lr_multipliers=None, nonfinite="skip", **kwargs):
         super().__init__(**kwargs)
         self.lr_multipliers = {str(k): check_positive(v, f"lr_multipliers[{k!r}]")
                                for k, v in dict(lr_multipliers or {}).items()}
         self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
-        self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
-        self._skipped_tracker = keras.metrics.Sum(name="skipped_steps")
+        self._group_lookup = None
 
-    # -- what subclasses provide ------------------------------------------------------
+    # -- the hooks subclasses provide (called by the trainers) -------------------------
     def compute_ldm_loss(self, x, training=False):
-        """Return a dict of float32 scalars with at least ``"loss"``."""
+        """Return a dict of scalars with at least ``"loss"`` (the step casts them to float32)."""
         raise NotImplementedError
 
     def after_optimizer_step(self):
@@ -166,16 +163,15 @@ class LDMModel(keras.Model):
         """``{group: [variables]}`` for learning-rate multipliers; others are "default"."""
         return {}
 
+    def variable_group(self, variable):
+        """The group of ``variable`` in :meth:`variable_groups` (``"default"`` if none)."""
+        if self._group_lookup is None:
+            self._group_lookup = {
+                id(v): name for name, vs in self.variable_groups().items() for v in vs
+            }
+        return self._group_lookup.get(id(variable), "default")
+
     # -- Keras plumbing -----------------------------------------------------------------
-    @property
-    def metrics(self):
-        extra = [] if self.nonfinite == "ignore" else [self._skipped_tracker]
-        return list(self._trackers) + extra
-
-    @property
-    def _has_post_step(self):
-        return type(self).after_optimizer_step is not LDMModel.after_optimizer_step
-
     def compile(self, optimizer="adam", lr_multipliers=None, nonfinite=None, **kwargs):
         """Configure training. ``lr_multipliers`` and ``nonfinite`` override the constructor's."""
         if nonfinite is not None:
@@ -187,11 +183,11 @@ class LDMModel(keras.Model):
             )
         multipliers = self.lr_multipliers if lr_multipliers is None else dict(lr_multipliers)
         optimizer = keras.optimizers.get(optimizer)
-        if isinstance(optimizer, GroupedOptimizer):
-            optimizer.resolver = self._variable_group
-        elif multipliers:
+        if not isinstance(optimizer, GroupedOptimizer) and multipliers:
             optimizer = GroupedOptimizer(optimizer, multipliers)
-            optimizer.resolver = self._variable_group
+        if isinstance(optimizer, GroupedOptimizer):
+            optimizer.resolver = self.variable_group
+            optimizer.group_names = lambda: set(self.variable_groups())
         super().compile(optimizer=optimizer, **kwargs)
 
     @property
@@ -234,73 +230,6 @@ class LDMModel(keras.Model):
                 "weights file (`.weights.h5` written by `save_weights`, or a `.keras` "
                 f"archive written by `save`); the file is truncated or corrupted ({err})."
             ) from err
-
-    def _variable_group(self, variable):
-        if not hasattr(self, "_group_lookup"):
-            self._group_lookup = {
-                id(v): name for name, vs in self.variable_groups().items() for v in vs
-            }
-        return self._group_lookup.get(id(variable), "default")
-
-    def _ensure_built(self, data):
-        """Build from the first batch (TensorFlow defers building to the first trace)."""
-        if not self.built:
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-            self.build(keras.tree.map_structure(lambda t: tuple(t.shape), x))
-
-    def _compute_logs(self, data, training):
-        self._ensure_built(data)
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        logs = self.compute_ldm_loss(x, training=training)
-        if "loss" not in logs:
-            raise ValueError(f"{type(self).__name__}.compute_ldm_loss must return a 'loss'.")
-        return {k: ops.cast(v, "float32") for k, v in logs.items()}
-
-    def _apply_update(self, grads, variables, logs):
-        self.optimizer.apply(grads, variables)
-        self.after_optimizer_step()
-
-    @property
-    def _guards_nonfinite(self):
-        return self.nonfinite != "ignore"
-
-    def _step_is_finite(self, logs, grads):
-        """A boolean scalar: the loss and every gradient are finite."""
-        ok = ops.all(ops.isfinite(logs["loss"]))
-        for g in grads:
-            if g is None:
-                continue
-            if hasattr(g, "dense_shape") and hasattr(g, "indices"):  # tf.IndexedSlices
-                g = g.values
-            ok = ops.logical_and(ok, ops.all(ops.isfinite(g)))
-        return ok
-
-    def _guarded_variables(self):
-        """Everything a skipped step must leave unchanged: model and optimizer state."""
-        return (list(self.trainable_variables) + list(self.non_trainable_variables)
-                + list(self.optimizer.variables))
-
-    def _update_trackers(self, logs, ok=None):
-        """Update the metrics; with ``ok`` (a boolean scalar) a skipped step is not averaged."""
-        weight = None if ok is None else ops.cast(ok, "float32")
-        for tracker in self._trackers:
-            if tracker.name in logs:
-                value = logs[tracker.name]
-                if weight is None:
-                    tracker.update_state(value)
-                else:
-                    tracker.update_state(ops.where(ok, value, ops.zeros_like(value)),
-                                         sample_weight=weight)
-        if self._guards_nonfinite:
-            self._skipped_tracker.update_state(
-                ops.zeros((), "float32") if weight is None else 1.0 - weight)
-        return {t.name: t.result() for t in self.metrics}
-
-    def train_step(self, *args):
-        return _steps.get().train_step(self, *args)
-
-    def test_step(self, *args):
-        return _steps.get().test_step(self, *args)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

@@ -1,4 +1,4 @@
-"""Diagnostics of the stop-gradient claim (LDM_SPEC §3.7).
+"""Diagnostics of the stop-gradient claim (docs/spec.md §3.7).
 
 The paper's claim: the part of the gradient that stop-gradient removes acts like the
 gradient of an entropy term. With encoder parameters ``θ`` and the alignment loss
@@ -20,10 +20,10 @@ and report
 import keras
 import numpy as np
 
+from .. import backend
 from .._validation import check_positive
 from ..entropy.base import EntropyEstimator
 from ..entropy.knn import KNNEntropy
-from . import _steps
 from .predictive import PredictiveLDM
 
 
@@ -67,7 +67,6 @@ def gradient_cosines(model, x, entropy=None, entropy_weight=1.0):
         model.build(tuple(x.shape))
     variables = list(model.encoder.trainable_variables)
     owner = _target_flag_owner(model)
-    step = _steps.get()
 
     def alignment_loss(stop_gradient):
         def fn():
@@ -84,9 +83,9 @@ def gradient_cosines(model, x, entropy=None, entropy_weight=1.0):
         z = model.encode(x, training=False)
         return -entropy(keras.ops.reshape(keras.ops.cast(z, "float32"), (-1, z.shape[-1])))
 
-    g_sg = _flat(step.gradients(alignment_loss(True), variables)[1], variables)
-    g_full = _flat(step.gradients(alignment_loss(False), variables)[1], variables)
-    g_h = _flat(step.gradients(entropy_loss, variables)[1], variables)
+    g_sg = _flat(backend.gradients(alignment_loss(True), variables)[1], variables)
+    g_full = _flat(backend.gradients(alignment_loss(False), variables)[1], variables)
+    g_h = _flat(backend.gradients(entropy_loss, variables)[1], variables)
     return {
         "sg_entropy_cosine": _cos(g_sg - g_full, g_h),
         "sg_explicit_cosine": _cos(g_sg, g_full + weight * g_h),

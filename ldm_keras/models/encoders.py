@@ -10,23 +10,24 @@ from .._serialization import register
 
 
 @register
-class L2Normalize(layers.Layer):
-    """``z / max(‖z‖, ε)`` along the last axis (for latents on the sphere).
+class L2Normalize(layers.UnitNormalization):
+    """Keras' ``UnitNormalization`` under the name files saved by earlier versions use.
+
+    ``x · min(1/‖x‖, 1/ε)`` along the last axis (``keras.ops.normalize``). New models use
+    ``keras.layers.UnitNormalization`` (what :func:`mlp` builds with ``normalize=True``);
+    this registered name keeps configs that name ``ldm_keras>L2Normalize`` (with their
+    ``epsilon``) loading.
 
     Example:
         >>> head = keras.Sequential([keras.layers.Dense(64), L2Normalize()])
     """
 
-    def __init__(self, epsilon=1e-12, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, epsilon=1e-12, axis=-1, **kwargs):
+        super().__init__(axis=axis, **kwargs)
         self.epsilon = float(epsilon)
 
     def call(self, x):
-        norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(x), axis=-1, keepdims=True))
-        return x / keras.ops.maximum(norm, self.epsilon)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return keras.ops.normalize(x, axis=self.axis, order=2, epsilon=self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -37,7 +38,8 @@ def mlp(input_dim, widths, output_dim=None, *, activation="relu", batch_norm=Tru
     """A multilayer perceptron ``input_dim → widths… → output_dim`` (a projector/predictor).
 
     Hidden layers are ``Dense → BatchNorm (optional) → activation``; the last layer is
-    linear (or ``output_activation``), optionally followed by :class:`L2Normalize`.
+    linear (or ``output_activation``), optionally followed by
+    ``keras.layers.UnitNormalization`` (``normalize=True``, latents on the sphere).
 
     Example:
         >>> projector = mlp(64, [128], 32, normalize=True)
@@ -52,7 +54,7 @@ def mlp(input_dim, widths, output_dim=None, *, activation="relu", batch_norm=Tru
     if output_dim is not None:
         h = layers.Dense(int(output_dim), activation=output_activation)(h)
     if normalize:
-        h = L2Normalize()(h)
+        h = layers.UnitNormalization()(h)
     return keras.Model(inputs, h, name=name)
 
 
@@ -83,7 +85,7 @@ def resnet18(input_shape=(32, 32, 3), width=64, name="resnet18_cifar"):
     """ResNet-18 with the CIFAR stem (3×3 conv, stride 1, no max-pool), output 8·width.
 
     Four stages of two basic blocks each (widths ``w, 2w, 4w, 8w``), global average
-    pooling at the end — the backbone of the reference image experiments (LDM_SPEC §5).
+    pooling at the end — the backbone of the reference image experiments (docs/spec.md §5).
 
     Example:
         >>> backbone = resnet18((32, 32, 3))          # 512-d features

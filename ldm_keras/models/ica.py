@@ -1,4 +1,4 @@
-"""Linear independent component analysis as an LDM model (LDM_SPEC §1 "Invertible encoders").
+"""Linear independent component analysis as an LDM model (docs/spec.md §1 "Invertible encoders").
 
 An invertible linear encoder ``z = W x̃`` (``x̃`` the centred, optionally whitened data)
 has an exact entropy by change of variables, ``H[W x̃] = H[x̃] + log|det W|``, so the LDM
@@ -6,9 +6,10 @@ objective is maximum-likelihood ICA:
 
     F(W) = E[log p(W x̃)] + log|det W| + const.
 
-Also here: :func:`expm`, the matrix exponential in ``keras.ops`` (scaling and squaring
-with a Taylor polynomial; ``keras.ops`` has no ``expm``), used for the orthogonal
-parametrisation ``W = expm(K - Kᵀ)``.
+The orthogonal parametrisation ``W = expm(K - Kᵀ)`` uses the matrix exponential of
+:mod:`ldm_keras._math` (public as ``ldm_keras.models.expm``). The source models, the
+parametrisations of ``W``, temporal sources and whitening are explained in
+docs/models.md.
 """
 
 import math
@@ -17,81 +18,23 @@ import keras
 import numpy as np
 from keras import ops
 
+from .._math import expm, lgamma, log_abs_det
 from .._serialization import register
-from .._validation import check_choice, check_int, check_last_dim, check_positive, check_rank
-from ..entropy.jacobian import log_abs_det
+from .._validation import check_choice, check_int, check_last_dim, check_positive
 from ..priors.base import Prior
 from ..priors.generalized_gaussian import GeneralizedGaussian, Laplace, Logistic
 from .base import LDMModel
 
 __all__ = ["LinearICA", "expm"]
 
-PRIOR_NAMES = ("logistic", "laplace", "gaussian", "generalized_gaussian")
-
-
-def expm(a, order=10, max_squarings=16, threshold=0.5):
-    """Matrix exponential ``exp(A) = Σ_k A^k / k!`` of a square matrix, in ``keras.ops``.
-
-    Scaling and squaring: ``s = max(0, ⌈log2(‖A‖₁ / θ)⌉)`` (``θ`` = ``threshold``, capped
-    at ``max_squarings``), the Taylor polynomial of degree ``order`` of ``A / 2^s`` by
-    Horner's rule, then ``s`` squarings, ``exp(A) = (exp(A/2^s))^{2^s}``. With the
-    defaults the truncation error of the scaled step is below
-    ``θ^{11}/11! ≈ 10⁻¹¹`` (relative), far under float32 rounding. The number of
-    squarings is chosen from the data but the graph is static: ``max_squarings``
-    conditional squarings, each applied only while ``i < s`` (so it runs under
-    ``jit``/``tf.function``; inputs with ``‖A‖₁ > θ·2^max_squarings`` lose accuracy). Cost:
-    ``order + max_squarings`` matrix products. ``s`` carries no gradient (it is a
-    piecewise-constant function of ``A``); the gradient flows through the polynomial and
-    the squarings. Computed in float32.
-
-    Args:
-        a: ``(n, n)`` tensor.
-        order: Taylor degree (≥ 1; default 10).
-        max_squarings: maximal number of squarings (default 16).
-        threshold: ``θ``, the 1-norm bound after scaling (default 0.5).
-
-    Example:
-        >>> k = np.array([[0.0, -1.0], [1.0, 0.0]], "float32")   # skew-symmetric
-        >>> expm(k)          # rotation by 1 rad: [[cos 1, -sin 1], [sin 1, cos 1]]
-    """
-    check_rank(a, 2, "a", "(n, n)")
-    shape = tuple(a.shape)
-    if shape[0] is not None and shape[1] is not None and shape[0] != shape[1]:
-        raise ValueError(f"`a` must be a square matrix (n, n); received shape {shape}.")
-    order = check_int(order, "order", minimum=1)
-    max_squarings = check_int(max_squarings, "max_squarings", minimum=0)
-    threshold = check_positive(threshold, "threshold")
-    a = ops.cast(a, "float32")
-    n = shape[-1]
-    norm = ops.stop_gradient(ops.max(ops.sum(ops.abs(a), axis=0)))
-    s = ops.ceil(ops.log2(ops.maximum(norm, 1e-30) / threshold))
-    s = ops.clip(s, 0.0, float(max_squarings))
-    scaled = a / ops.power(2.0, s)
-    eye = ops.eye(n, dtype="float32")
-    x = eye
-    for k in range(order, 0, -1):
-        x = eye + ops.matmul(scaled, x) / float(k)
-    for i in range(max_squarings):
-        x = ops.where(float(i) < s, ops.matmul(x, x), x)
-    return x
-
-
-def _lgamma(x, shift=6):
-    """``log Γ(x)`` for ``x > 0`` (float32), by recurrence and Stirling's series.
-
-    ``log Γ(x) = log Γ(x + m) - Σ_{j<m} log(x + j)`` with ``m`` = ``shift``, then
-    ``log Γ(y) ≈ (y - ½) log y - y + ½ log 2π + 1/(12y) - 1/(360y³) + 1/(1260y⁵)`` at
-    ``y = x + m ≥ 6`` (error below 10⁻⁹). Differentiable; ``keras.ops`` has no ``lgamma``.
-    """
-    y = x + float(shift)
-    prod = ops.zeros_like(x)
-    for j in range(shift):
-        prod = prod + ops.log(x + float(j))
-    inv = 1.0 / y
-    inv2 = inv * inv
-    series = inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 / 1260.0))
-    stirling = (y - 0.5) * ops.log(y) - y + 0.5 * math.log(2.0 * math.pi) + series
-    return stirling - prod
+#: The source models by name: name -> a factory of the prior from ``beta``.
+SOURCE_MODELS = {
+    "logistic": lambda beta: Logistic(),
+    "laplace": lambda beta: Laplace(),
+    "gaussian": lambda beta: GeneralizedGaussian(beta=2.0, alpha=0.5),
+    "generalized_gaussian": lambda beta: GeneralizedGaussian(beta=beta, alpha=1.0),
+}
+PRIOR_NAMES = tuple(SOURCE_MODELS)
 
 
 def _build_prior(prior, beta):
@@ -100,85 +43,34 @@ def _build_prior(prior, beta):
     if isinstance(prior, dict):
         return keras.saving.deserialize_keras_object(prior)
     check_choice(prior, "prior", PRIOR_NAMES)
-    if prior == "logistic":
-        return Logistic()
-    if prior == "laplace":
-        return Laplace()
-    if prior == "gaussian":
-        return GeneralizedGaussian(beta=2.0, alpha=0.5)
-    return GeneralizedGaussian(beta=beta, alpha=1.0)
+    return SOURCE_MODELS[prior](beta)
 
 
 @register
 class LinearICA(LDMModel):
     """Linear ICA trained by LDM (maximum likelihood), with ``model.fit`` on every backend.
 
-    Sources ``z = W x̃`` with ``x̃ = V (x - m)`` (``m`` the data mean, ``V`` an optional
-    PCA whitening to ``n_components`` dimensions, both set by :meth:`adapt`). The loss is
-    the negative LDM objective
+    Sources ``z = W x̃`` with ``x̃ = V (x - m)`` (``m`` the data mean, ``V`` an optional PCA
+    whitening, both set by :meth:`adapt`). The loss is the negative LDM objective, exact
+    (docs/spec.md §1, §3.6):
 
     .. math::
 
         \\mathcal L = -\\underbrace{\\tfrac1N \\sum_n \\sum_i \\log p_i(z_{ni})}_{\\text{alignment}}
             \\; - \\; λ \\underbrace{\\log\\lvert\\det W\\rvert}_{\\text{entropy}}
 
-    i.e. ``-(E[log p(Wx̃)] + H[Wx̃]) + H[x̃]``, exact (no estimator): ``H[W x̃] = H[x̃] +
-    log|det W|`` and ``H[x̃]`` is a constant (LDM_SPEC §1, §3.6). ``λ`` =
-    ``entropy_weight`` (1 is maximum likelihood).
-
-    **Source model** ``p_i`` (factorised; ``prior``): ``"logistic"`` (infomax,
-    super-Gaussian, the default), ``"laplace"`` (``-|z|``), ``"gaussian"`` (``-z²/2``;
-    only useful with ``temporal=True``), ``"generalized_gaussian"`` (``-|z|^β``, fixed
-    ``β`` = ``beta``; ``β > 2`` sub-Gaussian, ``β < 2`` super-Gaussian), or any
-    :class:`~ldm_keras.priors.Prior`. With ``learn_beta=True`` (generalised Gaussian only)
-    each source has its own trainable shape ``β_i ∈ beta_range`` (a sigmoid
-    parametrisation, initialised at ``beta``) and the density is exactly normalised,
-    ``log p(u) = -|u|^β + log β - log 2 - log Γ(1/β)``, so ``β`` can be fitted by
-    likelihood (the classic adaptive-score ICA: sub- and super-Gaussian sources in one
-    model).
-
-    **Parametrisations of W**:
-
-    * ``orthogonal=False``: a free ``n × n`` matrix (initialised at ``I``), entropy
-      ``log|det W|`` by ``slogdet`` (:func:`~ldm_keras.entropy.log_abs_det`).
-    * ``orthogonal=True`` (needs ``whiten=True``): ``W = expm(K - Kᵀ)``, a rotation
-      (``det W = 1``, so the entropy term is exactly 0); :func:`expm` is written in
-      ``keras.ops``. Whitened sources have unit variance, so each source then gets a
-      learned scale ``σ_i``: ``log p_i(z) = log p(z/σ_i) - log σ_i``.
-
-    **Temporal sources** (``temporal=True``): inputs are sequences ``(batch, T, d)`` and
-    each source follows an AR(1) model with innovations from the source model,
-
-    .. math::
-
-        z_{t,i} = a_i z_{t-1,i} + σ_i ε_{t,i},\\qquad
-        \\log p(z_t \\mid z_{t-1}) = \\sum_i [\\log p(ε_{t,i}) - \\log σ_i]
-
-    with learned ``a_i = tanh(·) ∈ (-1, 1)`` and ``σ_i > 0`` (the predictive LDM of §1
-    "Sequences" with a linear encoder). The map ``(x_{t-1}, x_t) ↦ (z_{t-1}, z_t)`` is
-    block diagonal, so the conditional entropy is again exact:
-    ``H[z_t | z_{t-1}] = H[x_t | x_{t-1}] + log|det W|``. The alignment is the mean of
-    ``log p(z_t | z_{t-1})`` over batch × (T-1). This separates sources that are
-    Gaussian marginally but differ in their autocorrelation (e.g. Ornstein–Uhlenbeck
-    processes with different time constants, as SOBI/AMUSE do), which no marginal ICA
-    (FastICA, infomax) can.
-
-    **Whitening**: :meth:`adapt` computes ``m`` and, with ``whiten=True``, the PCA
-    whitening ``V = Λ^{-1/2} Eᵀ`` of the top ``n_components`` eigenpairs of the sample
-    covariance (NumPy, float64, once, before training). :meth:`fit` calls ``adapt`` on
-    its input when the model has not been adapted and the input is an array; otherwise
-    call ``adapt(x)`` yourself. ``whiten=False`` keeps ``V = I`` (``n_components`` must
-    then be ``None`` or ``d``) and only centres.
-
-    After training, as in scikit-learn: ``transform(x)`` (also ``model(x)`` and
-    ``predict``) returns the sources; ``components_`` is the overall unmixing matrix
-    ``W V`` (``z = (x - mean_) @ components_.T``), ``mixing_`` its pseudo-inverse
-    (NumPy, after training), ``mean_`` the mean.
+    The source model ``p_i`` is a name or a :class:`~ldm_keras.priors.Prior` (with
+    ``learn_beta`` a generalised Gaussian with one learned shape per source), ``W`` is
+    free or a rotation ``expm(K - Kᵀ)`` (``orthogonal``), and with ``temporal`` each
+    source is an AR(1) process over sequences ``(batch, T, d)``. After training, as in
+    scikit-learn: :meth:`transform`, ``components_`` (``W V``), ``mixing_``, ``mean_``.
+    docs/models.md explains each option.
 
     Args:
         n_components: number of sources (``None``: all ``d``). Fewer than ``d`` needs
             ``whiten=True`` (PCA reduction first).
-        prior: a name (above) or a ``Prior`` instance.
+        prior: ``"logistic"`` (default), ``"laplace"``, ``"gaussian"``,
+            ``"generalized_gaussian"`` or a ``Prior`` instance.
         beta: the generalised-Gaussian shape (fixed, or initial with ``learn_beta``).
         learn_beta: learn one ``β`` per source (generalised Gaussian only).
         beta_range: ``(low, high)`` bounds of a learned ``β`` (default ``(1, 8)``;
@@ -392,7 +284,7 @@ class LinearICA(LDMModel):
             return ops.reshape(logp, ops.shape(u)[:-1])
         beta = self.betas()
         power = ops.exp(beta * ops.log(ops.abs(u) + self.epsilon))
-        const = ops.log(beta) - math.log(2.0) - _lgamma(1.0 / beta)
+        const = ops.log(beta) - math.log(2.0) - lgamma(1.0 / beta)
         return ops.sum(const - power, axis=-1)
 
     def log_likelihood(self, x):

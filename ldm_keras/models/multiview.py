@@ -3,42 +3,17 @@
 import keras
 from keras import ops
 
-from .._serialization import register
-from .._validation import check_positive
+from .. import backend
+from .._serialization import deserialize, register, serialize
+from .._validation import check_momentum
 from ..objectives import LDMObjective
-from . import _steps
 from .base import LDMModel
-
-
-def _deserialize(obj):
-    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
-
-
-def clone_frozen(layer, role="EMA target network"):
-    """A non-trainable copy of ``layer`` with the same architecture (fresh weights), for
-    an EMA target: ``clone_model`` for plain functional/sequential models, otherwise
-    ``from_config``. Raises ``ValueError`` naming ``role`` if the layer cannot be cloned."""
-    try:
-        if isinstance(layer, keras.Model) and layer.__class__ in (keras.Model, keras.Sequential):
-            clone = keras.models.clone_model(layer)
-        else:
-            clone = layer.__class__.from_config(layer.get_config())
-    except Exception as err:  # noqa: BLE001 - report any cloning failure clearly
-        raise ValueError(
-            f"Cannot clone {layer!r} for the {role} ({err}). Use a "
-            "functional/sequential model or a layer with a complete get_config()."
-        ) from err
-    clone.trainable = False
-    return clone
+from .ema import EMATargets, frozen_copy
 
 
 @register
-class MultiViewLDM(LDMModel):
-    """Self-supervised training from two views of each sample (LDM_SPEC §1, two views).
+class MultiViewLDM(EMATargets, LDMModel):
+    """Self-supervised training from two views of each sample (docs/spec.md §1, two views).
 
     ``z_v = projector(encoder(view_v(x)))`` for ``v = 1, 2``; the objective fits the pair
     ``(z1, z2)`` to the latent model: alignment ``log p(t2 | μ(z1))`` (both directions),
@@ -81,35 +56,27 @@ class MultiViewLDM(LDMModel):
                  projector=None, predictor=None, views=None, ema_momentum=None,
                  **kwargs):
         super().__init__(**kwargs)
-        objective = _deserialize(objective)
+        objective = deserialize(objective)
         if objective is None:
             if prior is None:
                 raise ValueError("MultiViewLDM needs an `objective` or a `prior` (+ `entropy`).")
-            objective = LDMObjective(prior=_deserialize(prior), entropy=_deserialize(entropy),
+            objective = LDMObjective(prior=deserialize(prior), entropy=deserialize(entropy),
                                      entropy_weight=entropy_weight, mode=mode,
                                      stop_gradient=stop_gradient)
         elif prior is not None or entropy is not None:
             raise ValueError("Give either `objective` or `prior`/`entropy`, not both.")
         if not isinstance(objective, LDMObjective):
             raise ValueError(f"`objective` must be an LDMObjective; received {objective!r}.")
-        self.encoder = _deserialize(encoder)
-        self.projector = _deserialize(projector)
-        self.predictor = _deserialize(predictor)
-        self.views = _deserialize(views)
+        self.encoder = deserialize(encoder)
+        self.projector = deserialize(projector)
+        self.predictor = deserialize(predictor)
+        self.views = deserialize(views)
         self.objective = objective
-        if ema_momentum is not None:
-            m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
-            if m >= 1.0:
-                raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
-            ema_momentum = m
-        self.ema_momentum = ema_momentum
+        self.ema_momentum = check_momentum(ema_momentum, "ema_momentum")
         self.target_encoder = None
         self.target_projector = None
 
     # -- building ----------------------------------------------------------------------
-    def _clone(self, layer):
-        return clone_frozen(layer, "EMA target network")
-
     def build(self, input_shape):
         if self.built:
             return
@@ -133,25 +100,23 @@ class MultiViewLDM(LDMModel):
         if self.predictor is not None:
             self.predictor(z)
         if self.ema_momentum is not None:
-            self.target_encoder = self._clone(self.encoder)
+            self.target_encoder = frozen_copy(self.encoder, "EMA target network")
             self.target_encoder(x)
             if self.projector is not None:
-                self.target_projector = self._clone(self.projector)
+                self.target_projector = frozen_copy(self.projector, "EMA target network")
                 self.target_projector(h)
-            def copy_online_to_target():
-                for t, o in zip(self._target_weights(), self._online_weights()):
-                    t.assign(ops.convert_to_numpy(o.value))  # a copy, not a shared buffer
-
-            _steps.get().outside_trace(copy_online_to_target)
+            self.start_targets()
         zz = keras.KerasTensor(tuple(z.shape), dtype="float32")
         self.objective(zz, zz)
         self.built = True
 
-    def _online_weights(self):
+    def online_weights(self):
+        """The encoder's (and projector's) weights, which the EMA targets follow."""
         ws = list(self.encoder.weights)
         return ws + (list(self.projector.weights) if self.target_projector is not None else [])
 
-    def _target_weights(self):
+    def target_weights(self):
+        """The EMA target encoder's (and projector's) weights."""
         ws = list(self.target_encoder.weights)
         return ws + (list(self.target_projector.weights) if self.target_projector is not None
                      else [])
@@ -199,10 +164,9 @@ class MultiViewLDM(LDMModel):
         if self.target_encoder is not None:
             t1 = ops.stop_gradient(self._target_embed(x1, training))
             t2 = ops.stop_gradient(self._target_embed(x2, training))
-        gather = getattr(_steps.get(), "all_gather", None)
-        if gather is not None:  # tf.distribute: estimate over the global batch
-            z1, z2, p1, p2, t1, t2 = (None if t is None else gather(t)
-                                      for t in (z1, z2, p1, p2, t1, t2))
+        # data parallel: estimate over the global batch (the identity on one replica)
+        z1, z2, p1, p2, t1, t2 = (None if t is None else backend.all_gather(t)
+                                  for t in (z1, z2, p1, p2, t1, t2))
         return self.objective(z1, z2, p1, p2, t1, t2)
 
     @property
@@ -213,17 +177,6 @@ class MultiViewLDM(LDMModel):
         """
         return type(self).compute_ldm_loss is MultiViewLDM.compute_ldm_loss
 
-    def after_optimizer_step(self):
-        if self.ema_momentum is None:
-            return
-        m = self.ema_momentum
-        for t, o in zip(self._target_weights(), self._online_weights()):
-            t.assign(m * t.value + (1.0 - m) * ops.cast(o.value, t.dtype))
-
-    @property
-    def _has_post_step(self):
-        return self.ema_momentum is not None
-
     @property
     def min_batch_size(self):
         est = self.objective.entropy
@@ -232,11 +185,11 @@ class MultiViewLDM(LDMModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "encoder": _serialize(self.encoder),
-            "objective": _serialize(self.objective),
-            "projector": _serialize(self.projector),
-            "predictor": _serialize(self.predictor),
-            "views": _serialize(self.views) if isinstance(self.views, keras.layers.Layer)
+            "encoder": serialize(self.encoder),
+            "objective": serialize(self.objective),
+            "projector": serialize(self.projector),
+            "predictor": serialize(self.predictor),
+            "views": serialize(self.views) if isinstance(self.views, keras.layers.Layer)
             else None,
             "ema_momentum": self.ema_momentum,
         }

@@ -55,8 +55,9 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
 
     ``lr(group) = multipliers[group] · lr(base)``; variables of groups not named in
     ``multipliers`` use the base rate (group ``"default"``). Which group a variable
-    belongs to is decided by ``resolver(variable) -> str``, which
-    :class:`~ldm_keras.models.LDMModel` sets from its ``variable_groups()``.
+    belongs to is decided by ``resolver(variable) -> str``, and ``group_names()`` (when
+    set) names the groups that exist, so that a multiplier for an unknown group is an
+    error; :class:`~ldm_keras.models.LDMModel` sets both from its ``variable_groups()``.
 
     Args:
         optimizer: the base optimizer (instance, name or config), cloned per group.
@@ -80,6 +81,7 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
             _scaled_clone(base, self.multipliers.get(g, 1.0), f"{name}_{g}") for g in groups
         ]
         self.resolver = None
+        self.group_names = None
 
     # -- Keras optimizer protocol -------------------------------------------------
     @property
@@ -101,11 +103,9 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
         return group if group in self._group_names else "default"
 
     def build(self, var_list):
-        if self.resolver is not None:
-            known = set(self.resolver.__self__.variable_groups()) \
-                if hasattr(self.resolver, "__self__") else None
-            unknown = [g for g in self.multipliers if known is not None and g not in known
-                       and g != "default"]
+        if self.resolver is not None and self.group_names is not None:
+            known = set(self.group_names())
+            unknown = [g for g in self.multipliers if g not in known and g != "default"]
             if unknown:
                 raise ValueError(
                     f"lr_multipliers names unknown variable groups {unknown}; this model "

@@ -3,62 +3,23 @@
 import keras
 from keras import ops
 
+from .._serialization import deserialize as _deserialize
 from .._serialization import register
+from .._serialization import serialize as _serialize
 from .._validation import check_int, check_positive
 from ..entropy.base import EntropyEstimator
 from ..predictors.kalman import KalmanFilter
 from ..predictors.recurrent import RecurrentPredictor
 from .base import LDMModel
+from .frames import check_sequences, per_frame
 
-#: Learning-rate multipliers of the reference KalmanSSL runs (LDM_SPEC §4).
+#: Learning-rate multipliers of the reference KalmanSSL runs (docs/spec.md §4).
 DEFAULT_LR_MULTIPLIERS = {"dynamics": 100.0, "noise_network": 10.0, "observation_noise": 0.03}
-
-
-def _deserialize(obj):
-    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
-
-
-def check_sequences(model, shape, min_steps=2):
-    """Check ``shape`` is ``(batch, time ≥ min_steps, *frame)`` with frames that fit
-    ``model.encoder``; return it as a tuple. Raises ``ValueError`` otherwise."""
-    shape = tuple(shape)
-    if len(shape) < 3:
-        raise ValueError(
-            f"{type(model).__name__} takes sequences of shape (batch, time, *frame_shape); "
-            f"received shape {shape}."
-        )
-    if isinstance(shape[1], int) and shape[1] < min_steps:
-        raise ValueError(f"{type(model).__name__} needs sequences of at least {min_steps} "
-                         f"time steps; received T={shape[1]} (shape {shape}).")
-    expected = getattr(model.encoder, "input_shape", None)
-    if isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple):
-        frame = tuple(shape[2:])
-        if len(frame) != len(expected) - 1 or any(
-                e is not None and f is not None and e != f
-                for e, f in zip(expected[1:], frame)):
-            raise ValueError(
-                f"The frames do not match the encoder: the encoder expects frames of "
-                f"shape {expected[1:]}, the sequences have frames of shape {frame}."
-            )
-    return shape
-
-
-def per_frame(model, x, training):
-    """Apply a per-frame ``model`` to ``x`` of shape ``(B, T, *frame)`` → ``(B, T, L)``."""
-    shape = tuple(x.shape)
-    t = shape[1] if shape[1] is not None else ops.shape(x)[1]
-    flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
-    out = model(flat, training=training)
-    return ops.reshape(out, (-1, t, out.shape[-1]))
 
 
 @register
 class PredictiveLDM(LDMModel):
-    """LDM on sequences (LDM_SPEC §1 "Sequences", §4): fit latents to a predictive model.
+    """LDM on sequences (docs/spec.md §1 "Sequences", §4): fit latents to a predictive model.
 
     For frames ``x_{1..T}``, ``z_t = f(x_t)`` (the encoder applied to every frame) and
 
@@ -66,46 +27,13 @@ class PredictiveLDM(LDMModel):
 
         F = \\frac1T \\sum_t \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})] + λ\\,\\hat H[z]
 
-    with ``p_θ`` given by the predictor: a :class:`~ldm_keras.predictors.KalmanFilter`
-    (the innovation likelihood, sampling-free) or a
-    :class:`~ldm_keras.predictors.RecurrentPredictor`. The objective is the spec's
-    ``Σ_t`` form divided by ``T`` (so the learning rate does not depend on ``T``); the
-    entropy is estimated on the latents pooled over batch × time, which matches the
-    spec's ``T · Ĥ`` after the same division.
-
-    Uniformity:
-
-    * ``entropy=None`` (default): implicit, by stop-gradient — the predictor must be
-      built with ``stop_gradient_targets=True`` (its default);
-    * an estimator (k-NN, KDE, log-det): explicit entropy; the predictor must then use
-      ``stop_gradient_targets=False`` so that the targets are differentiated too.
-
-    With a Kalman predictor the transition's spectral radius is clamped at
-    ``clamp_radius`` after every optimizer step (no gradient), and the learning rates of
-    the dynamics (100×), innovation network (10×) and observation-noise network
-    (0.03×) follow the reference by default (``lr_multipliers`` changes them).
-
-    **Skipping the first steps** (``skip_first = k``). The alignment term can average
-    the NLL over the steps after the first ``k`` of each window only,
-
-    .. math::
-
-        F = \\frac{1}{T - k} \\sum_{t = k + 1}^{T} \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})]
-            + λ\\,\\hat H[z],
-
-    while the entropy still uses the latents of every step. The first step has no past:
-    a :class:`~ldm_keras.predictors.RecurrentPredictor` predicts ``z_1`` from a constant
-    input, so with a constant (unit) variance its NLL is ``½‖z_1 - c‖²`` — a Gaussian
-    prior on the *marginal* of the latents, which fights the entropy term and rewards a
-    non-affine, Gaussianising warping of the state. The identifiability argument
-    (LDM_SPEC §7) concerns the transition density ``p(z_t | z_{t-1})`` only, so
-    ``skip_first=1`` is the right setting for it (``benchmarks/identifiability.py``,
-    ``tutorials/04_identifiability.py``). The default ``0`` keeps every step.
-
-    ``model(x)`` / ``model.predict(x)`` return a dict: ``latents`` (B, T, L),
-    ``prediction`` (B, T, L) and, for the Kalman filter, ``prediction_cov`` (the
-    predictive covariance ``S_t``), ``state_mean`` and ``state_cov`` (the filtered
-    state and its uncertainty); for the recurrent predictor ``variance``.
+    with ``p_θ`` given by the predictor (a :class:`~ldm_keras.predictors.KalmanFilter` or a
+    :class:`~ldm_keras.predictors.RecurrentPredictor`) and the entropy estimated on the
+    latents pooled over batch × time; ``entropy=None`` is the implicit entropy of
+    stop-gradient targets. ``model(x)`` returns a dict with ``latents``, ``prediction``
+    and the predictor's uncertainties. The uniformity options, the Kalman settings
+    (spectral-radius clamp, learning-rate multipliers, noise encoder) and ``skip_first``
+    are explained in docs/models.md.
 
     Args:
         encoder: per-frame Keras model, ``frame → R^L``.
@@ -115,11 +43,11 @@ class PredictiveLDM(LDMModel):
         noise_encoder: optional per-frame model ``frame → log σ²_D (R^L)``, for a Kalman
             cell with ``observation_noise="input"`` (heteroscedastic noise).
         clamp_radius: spectral-radius bound of the Kalman transition, or ``None``.
-        lr_multipliers: per-group learning-rate multipliers (see above).
+        lr_multipliers: per-group learning-rate multipliers (``"default"``: dynamics 100×,
+            innovation network 10×, observation-noise network 0.03×; ``None``: none).
         skip_first: number of steps at the start of each window left out of the
-            alignment NLL (see above); an integer ``>= 0``, smaller than the number of
-            time steps of the training sequences (else the loss raises a ``ValueError``;
-            ``predict`` and ``encode`` take sequences of any length).
+            alignment NLL; an integer ``>= 0``, smaller than the number of time steps of
+            the training sequences (``predict`` and ``encode`` take any length).
 
     Example:
         >>> from ldm_keras.predictors import KalmanCell, KalmanFilter
@@ -262,10 +190,6 @@ class PredictiveLDM(LDMModel):
     def after_optimizer_step(self):
         if self._is_kalman and self.clamp_radius is not None:
             self.predictor.clamp_spectral_radius(self.clamp_radius)
-
-    @property
-    def _has_post_step(self):
-        return self._is_kalman and self.clamp_radius is not None
 
     def variable_groups(self):
         groups = {"dynamics": [], "noise_network": [], "observation_noise": []}

@@ -5,32 +5,22 @@
 * :class:`CPCLDM` — a context network over past latents predicts the latents ``k``
   steps ahead, scored by :func:`infonce_over_time` (explicit, contrastive entropy).
 * :class:`JEPALDM` — a recurrent predictor of the next latent against stop-gradient
-  (optionally EMA) targets: the implicit-entropy case (LDM_SPEC §3.7).
+  (optionally EMA) targets: the implicit-entropy case (docs/spec.md §3.7).
 """
 
 import keras
 from keras import ops
 
-from .._serialization import register
-from .._validation import check_choice, check_int, check_positive
+from .._serialization import deserialize, register, serialize
+from .._validation import check_choice, check_int, check_momentum, check_positive
 from ..predictors.recurrent import RecurrentPredictor
 from ..priors.base import Prior
 from ..priors.gaussian import IsotropicGaussian
-from . import _steps
 from .base import LDMModel
-from .multiview import clone_frozen
-from .predictive import check_sequences as _check_sequences
-from .predictive import per_frame as _per_frame
+from .ema import EMATargets, frozen_copy
+from .frames import FrameEncoding, check_sequences, per_frame
 
 __all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
-
-
-def _deserialize(obj):
-    return keras.saving.deserialize_keras_object(obj) if isinstance(obj, dict) else obj
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
 
 
 def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon=1e-12):
@@ -90,8 +80,8 @@ def infonce_over_time(predictions, targets, precision=10.0, score="vmf", epsilon
 
 
 @register
-class CPCLDM(LDMModel):
-    """Contrastive predictive coding as LDM (LDM_SPEC §1 "Sequences", §3.2).
+class CPCLDM(FrameEncoding, LDMModel):
+    """Contrastive predictive coding as LDM (docs/spec.md §1 "Sequences", §3.2).
 
     ``z_t = f(x_t)`` per frame; a context network ``c_t = RNN(z_1..z_t)`` (GRU or
     LSTM); for each offset ``k = 1..K`` a linear head predicts ``p_{t,k} = W_k c_t`` of
@@ -128,7 +118,7 @@ class CPCLDM(LDMModel):
     def __init__(self, encoder, context_units=64, context_cell="gru", prediction_steps=3,
                  score="vmf", precision=10.0, entropy_weight=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = _deserialize(encoder)
+        self.encoder = deserialize(encoder)
         self.context_units = check_int(context_units, "context_units", 1)
         self.context_cell = check_choice(context_cell, "context_cell", {"gru", "lstm"})
         self.prediction_steps = check_int(prediction_steps, "prediction_steps", 1)
@@ -146,7 +136,7 @@ class CPCLDM(LDMModel):
     def build(self, input_shape):
         if self.built:
             return
-        shape = _check_sequences(self, input_shape, self.prediction_steps + 1)
+        shape = check_sequences(self, input_shape, self.prediction_steps + 1)
         z = self.encoder(keras.KerasTensor((None,) + shape[2:]))
         dim = int(z.shape[-1])
         self.context_network.build((None, shape[1], dim))
@@ -156,19 +146,14 @@ class CPCLDM(LDMModel):
             head.build((None, self.context_units))
         self.built = True
 
-    def encode(self, x, training=False):
-        """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""
-        _check_sequences(self, tuple(x.shape))
-        return _per_frame(self.encoder, x, training)
-
     def call(self, x, training=False):
         z = self.encode(x, training)
         c = self.context_network(z, training=training)
         return {"latents": ops.cast(z, "float32"), "context": ops.cast(c, "float32")}
 
     def compute_ldm_loss(self, x, training=False):
-        shape = _check_sequences(self, tuple(x.shape), self.prediction_steps + 1)
-        z = _per_frame(self.encoder, x, training)
+        shape = check_sequences(self, tuple(x.shape), self.prediction_steps + 1)
+        z = per_frame(self.encoder, x, training)
         c = self.context_network(z, training=training)
         t = shape[1] if shape[1] is not None else ops.shape(x)[1]
         alignment = entropy = 0.0
@@ -183,21 +168,21 @@ class CPCLDM(LDMModel):
                 "alignment": alignment, "entropy": entropy}
 
     def get_config(self):
-        return {**super().get_config(), "encoder": _serialize(self.encoder),
+        return {**super().get_config(), "encoder": serialize(self.encoder),
                 "context_units": self.context_units, "context_cell": self.context_cell,
                 "prediction_steps": self.prediction_steps, "score": self.score,
                 "precision": self.precision, "entropy_weight": self.entropy_weight}
 
 
 @register
-class JEPALDM(LDMModel):
+class JEPALDM(EMATargets, FrameEncoding, LDMModel):
     """Joint-embedding predictive architecture over time: the implicit-entropy case.
 
     ``z_t = f(x_t)`` per frame; a :class:`~ldm_keras.predictors.RecurrentPredictor`
     ``g`` predicts ``ẑ_t`` from ``z_<t``; the targets are ``y_t = stop_gradient(f̄(x_t))``
     where ``f̄ = f`` (``ema_momentum=None``) or an EMA copy of the encoder updated after
     every optimizer step, ``θ̄ ← m θ̄ + (1 - m) θ``. The objective is the latent model
-    alone (no explicit entropy; the stop-gradient stands in for it, LDM_SPEC §3.7):
+    alone (no explicit entropy; the stop-gradient stands in for it, docs/spec.md §3.7):
 
     .. math:: F = \\operatorname{mean}_{b,\\,t \\ge 2} \\log p_θ(y_t \\mid ẑ_t)
 
@@ -221,23 +206,18 @@ class JEPALDM(LDMModel):
 
     def __init__(self, encoder, predictor=None, prior=None, ema_momentum=0.99, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = _deserialize(encoder)
-        predictor = _deserialize(predictor)
+        self.encoder = deserialize(encoder)
+        predictor = deserialize(predictor)
         if predictor is None:
             predictor = RecurrentPredictor(units=64, variance="constant")
         if not isinstance(predictor, RecurrentPredictor):
             raise ValueError(f"`predictor` must be a RecurrentPredictor; received {predictor!r}.")
         self.predictor = predictor
-        prior = _deserialize(prior)
+        prior = deserialize(prior)
         self.prior = IsotropicGaussian(precision=1.0) if prior is None else prior
         if not isinstance(self.prior, Prior):
             raise ValueError(f"`prior` must be an ldm_keras Prior; received {self.prior!r}.")
-        if ema_momentum is not None:
-            m = check_positive(ema_momentum, "ema_momentum", allow_zero=True)
-            if m >= 1.0:
-                raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
-            ema_momentum = m
-        self.ema_momentum = ema_momentum
+        self.ema_momentum = check_momentum(ema_momentum, "ema_momentum")
         self.target_encoder = None
 
     @property
@@ -247,26 +227,16 @@ class JEPALDM(LDMModel):
     def build(self, input_shape):
         if self.built:
             return
-        shape = _check_sequences(self, input_shape)
+        shape = check_sequences(self, input_shape)
         frame = keras.KerasTensor((None,) + shape[2:])
         dim = int(self.encoder(frame).shape[-1])
         if not self.predictor.built:  # a deserialised predictor arrives built
             self.predictor.build((None, shape[1], dim))
         if self.ema_momentum is not None:
-            self.target_encoder = clone_frozen(self.encoder, "EMA target encoder")
+            self.target_encoder = frozen_copy(self.encoder, "EMA target encoder")
             self.target_encoder(frame)
-
-            def copy_online_to_target():
-                for t, o in zip(self.target_encoder.weights, self.encoder.weights):
-                    t.assign(ops.convert_to_numpy(o.value))  # a copy, not a shared buffer
-
-            _steps.get().outside_trace(copy_online_to_target)
+            self.start_targets()
         self.built = True
-
-    def encode(self, x, training=False):
-        """Latents ``z_t = f(x_t)`` of the online encoder: ``(B, T, L)``."""
-        _check_sequences(self, tuple(x.shape))
-        return _per_frame(self.encoder, x, training)
 
     def call(self, x, training=False):
         z = self.encode(x, training)
@@ -274,11 +244,11 @@ class JEPALDM(LDMModel):
         return {"latents": ops.cast(z, "float32"), "prediction": out["prediction"]}
 
     def compute_ldm_loss(self, x, training=False):
-        _check_sequences(self, tuple(x.shape))
-        z = _per_frame(self.encoder, x, training)
+        check_sequences(self, tuple(x.shape))
+        z = per_frame(self.encoder, x, training)
         pred = self.predictor(z, training=training)["prediction"]
         if self.target_encoder is not None:
-            target = _per_frame(self.target_encoder, x, training)
+            target = per_frame(self.target_encoder, x, training)
         else:
             target = z
         target = ops.stop_gradient(ops.cast(target, "float32"))
@@ -289,18 +259,15 @@ class JEPALDM(LDMModel):
         return {"loss": -alignment, "alignment": alignment,
                 "entropy": ops.zeros((), "float32")}
 
-    def after_optimizer_step(self):
-        if self.ema_momentum is None:
-            return
-        m = self.ema_momentum
-        for t, o in zip(self.target_encoder.weights, self.encoder.weights):
-            t.assign(m * t.value + (1.0 - m) * ops.cast(o.value, t.dtype))
+    def target_weights(self):
+        """The EMA target encoder's weights."""
+        return self.target_encoder.weights
 
-    @property
-    def _has_post_step(self):
-        return self.ema_momentum is not None
+    def online_weights(self):
+        """The encoder's weights, which the EMA target follows."""
+        return self.encoder.weights
 
     def get_config(self):
-        return {**super().get_config(), "encoder": _serialize(self.encoder),
-                "predictor": _serialize(self.predictor), "prior": _serialize(self.prior),
+        return {**super().get_config(), "encoder": serialize(self.encoder),
+                "predictor": serialize(self.predictor), "prior": serialize(self.prior),
                 "ema_momentum": self.ema_momentum}

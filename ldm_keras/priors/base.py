@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from .._validation import check_real_dtype
+from .._validation import check_rank, check_real_dtype, check_same_shape
 
 
 class Prior(keras.layers.Layer):
@@ -50,3 +50,16 @@ class Prior(keras.layers.Layer):
     @staticmethod
     def _f32(x):
         return None if x is None else ops.cast(x, "float32")
+
+
+def residual(z, context):
+    """``e = z - context`` in float32 after checking both are ``(batch, features)`` of the
+    same shape; ``z`` itself when there is no context (the error of most priors)."""
+    z = ops.cast(z, "float32")
+    check_rank(z, 2)
+    if context is None:
+        return z
+    context = ops.cast(context, "float32")
+    check_rank(context, 2, name="context")
+    check_same_shape(z, context, "z", "context")
+    return z - context

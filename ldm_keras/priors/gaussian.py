@@ -6,8 +6,8 @@ import keras
 from keras import ops
 
 from .._serialization import register
-from .._validation import check_last_dim, check_positive, check_rank, check_same_shape
-from .base import Prior
+from .._validation import check_last_dim, check_positive
+from .base import Prior, residual
 
 
 @register
@@ -38,23 +38,11 @@ class IsotropicGaussian(Prior):
         self.precision = check_positive(precision, "precision")
 
     def log_prob(self, z, context=None):
-        err = _error(self, z, context)
+        err = residual(z, context)
         return -self.precision * ops.mean(ops.square(err), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "precision": self.precision}
-
-
-def _error(prior, z, context):
-    """Cast to float32, check shapes, return ``e = z - context`` (``z`` if no context)."""
-    z = prior._f32(z)
-    check_rank(z, 2)
-    if context is None:
-        return z
-    context = prior._f32(context)
-    check_rank(context, 2, name="context")
-    check_same_shape(z, context, "z", "context")
-    return z - context
 
 
 def _require_built(layer, what):
@@ -138,7 +126,7 @@ class DiagonalGaussian(Prior):
         return ops.exp(ops.convert_to_tensor(self.log_variance))
 
     def log_prob(self, z, context=None):
-        e = _error(self, z, context)
+        e = residual(z, context)
         log_var = ops.cast(self.log_variance, "float32")
         check_last_dim(e, log_var.shape[0], "z")
         return -0.5 * ops.sum(ops.square(e) * ops.exp(-log_var) + log_var, axis=-1)
@@ -218,7 +206,7 @@ class FullGaussian(Prior):
         return ops.linalg.cholesky(self.covariance)
 
     def log_prob(self, z, context=None):
-        e = _error(self, z, context)
+        e = residual(z, context)
         check_last_dim(e, self.scale_tril_raw.shape[0], "z")
         chol = self._cholesky()
         x = ops.linalg.solve_triangular(chol, ops.transpose(e), lower=True)  # (d, N)

@@ -7,8 +7,7 @@ from keras import ops
 
 from .._serialization import register
 from .._validation import check_last_dim, check_positive
-from .base import Prior
-from .gaussian import _error
+from .base import Prior, residual
 
 
 def _positive_scalar_or_list(value, name):
@@ -77,7 +76,7 @@ class GeneralizedGaussian(Prior):
         return ops.power(ops.abs(s), beta)
 
     def log_prob(self, z, context=None):
-        s = _error(self, z, context)
+        s = residual(z, context)
         if self._num_sources is not None:
             check_last_dim(s, self._num_sources, "z", "sources (one per beta/alpha)")
         alpha = self.alpha
@@ -145,7 +144,7 @@ class Logistic(Prior):
         self.scale = check_positive(scale, "scale")
 
     def log_prob(self, z, context=None):
-        u = ops.abs(_error(self, z, context) / self.scale)
+        u = ops.abs(residual(z, context) / self.scale)
         per_source = -u - 2.0 * ops.softplus(-u) - math.log(self.scale)
         return ops.sum(per_source, axis=-1)
 

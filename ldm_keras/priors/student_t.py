@@ -4,8 +4,7 @@ from keras import ops
 
 from .._serialization import register
 from .._validation import check_positive
-from .base import Prior
-from .gaussian import _error
+from .base import Prior, residual
 
 
 @register
@@ -42,7 +41,7 @@ class StudentT(Prior):
         self.precision = check_positive(precision, "precision")
 
     def log_prob(self, z, context=None):
-        e = _error(self, z, context)
+        e = residual(z, context)
         d = e.shape[-1]
         if d is None:
             d = ops.cast(ops.shape(e)[-1], "float32")

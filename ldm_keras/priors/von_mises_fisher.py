@@ -2,19 +2,10 @@
 
 from keras import ops
 
+from .._math import l2_normalize
 from .._serialization import register
 from .._validation import check_positive, check_rank, check_same_shape
 from .base import Prior
-
-
-def l2_normalize(x, epsilon=1e-12):
-    """``x / sqrt(max(‖x‖², ε))`` along the last axis: safe at ``x = 0``.
-
-    Example:
-        >>> l2_normalize(keras.ops.ones((2, 4)))   # rows of 0.5
-    """
-    sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(sq, epsilon))
 
 
 @register

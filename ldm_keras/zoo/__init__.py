@@ -7,6 +7,18 @@ are checked before any byte of weights is read. Entries rebuild deterministicall
 a recipe with a fixed seed (``ldm-keras zoo build NAME``). ``$LDM_KERAS_ZOO`` points at
 another zoo directory.
 
+The zoo is confined to its directory and its download cache: names, versions and file
+names from the index are checked before any path is built, no symbolic link is followed,
+and a size cap (2 GiB, ``max_bytes=`` or ``$LDM_KERAS_ZOO_MAX_BYTES``) bounds the files
+and the weights a config would allocate, measured before allocating (see
+:mod:`ldm_keras.zoo.index`). Every error is a :class:`ZooError` (a ``ValueError``).
+
+The zoo is built in one-way layers: :mod:`.index` (where the zoo is, its index, its
+files checked) ← :mod:`.loader` (Keras objects from checked files) ← :mod:`.verifier`
+(reference outputs, recomputed metrics) ← :mod:`.builder` (training through
+:mod:`ldm_keras.jobs`, atomic writing); :mod:`.entries` holds the entries as data and
+:mod:`.cards` their cards. Every function takes the zoo directory as ``root=``.
+
 Example:
     >>> import ldm_keras as ldm
     >>> ldm.zoo.list()
@@ -17,41 +29,44 @@ Example:
     True
 """
 
-from .registry import (
-    BIBTEX,
-    CITATION,
+from . import builder, entries, index, loader, verifier  # noqa: F401 - the layers
+from ._errors import (
     ZooError,
+    ZooFormatError,
     ZooIntegrityError,
-    cache_dir,
-    check_reference,
-    entry_files,
-    info,
-    list,
-    load,
-    load_component,
-    load_model,
-    sha256,
-    verify,
-    zoo_dir,
+    ZooPathError,
+    ZooSizeError,
+    ZooUnsafeConfigError,
 )
+from ._limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV
+from .cards import BIBTEX, CITATION
+from .index import cache_dir, entry_files, info, read_card, sha256, zoo_dir
+from .loader import load, load_component, load_model
+from .verifier import check_reference, verify
+
+list = index.entry_names  # noqa: A001 - the zoo's public name
 
 
 def build(name, root=None, train=None, verbose=0):
-    """Rebuild zoo entry ``name`` from its recipe and seed (see :mod:`.builders`).
+    """Rebuild zoo entry ``name`` from its recipe and seed (see :mod:`.builder`).
 
     Example:
         >>> ldm_keras.zoo.build("digits-simclr")
     """
-    from . import builders
-
-    return builders.build(name, root=root, train=train, verbose=verbose)
+    return builder.build(name, root=root, train=train, verbose=verbose)
 
 
 __all__ = [
     "BIBTEX",
     "CITATION",
+    "DEFAULT_MAX_BYTES",
+    "MAX_BYTES_ENV",
     "ZooError",
+    "ZooFormatError",
     "ZooIntegrityError",
+    "ZooPathError",
+    "ZooSizeError",
+    "ZooUnsafeConfigError",
     "build",
     "cache_dir",
     "check_reference",
@@ -61,6 +76,7 @@ __all__ = [
     "load",
     "load_component",
     "load_model",
+    "read_card",
     "sha256",
     "verify",
     "zoo_dir",

@@ -1,8 +1,19 @@
-"""Model cards (``README.md``) of the zoo entries, written by the builder."""
+"""Model cards (``README.md``) of the zoo entries, written by :mod:`.builder`, and how to cite."""
 
 import json
 
-from .registry import BIBTEX, CITATION
+CITATION = (
+    "Mikulasch, F. A. & Zenke, F. Understanding Self-Supervised Learning via Latent "
+    "Distribution Matching. In Proceedings of the International Conference on Machine "
+    "Learning (ICML), 2026. arXiv:2605.03517."
+)
+BIBTEX = """@inproceedings{mikulasch2026ldm,
+  title     = {Understanding Self-Supervised Learning via Latent Distribution Matching},
+  author    = {Mikulasch, Fabian A. and Zenke, Friedemann},
+  booktitle = {Proceedings of the International Conference on Machine Learning (ICML)},
+  year      = {2026},
+  note      = {arXiv:2605.03517}
+}"""
 
 #: What each entry is for and where it falls short (honest notes for the cards).
 NOTES = {
@@ -53,7 +64,7 @@ NOTES = {
         "latents (GRU 32, lr 1e-4, 10 epochs of 20-frame windows) and reached only R² "
         "0.477; side runs of that 2-d model: lr 1e-3 → 0.002, lr 3e-4 × 20 epochs → 0.44, "
         "stop-gradient targets without an explicit entropy → 0.979. The identifiability "
-        "argument (LDM_SPEC §7) is for predictors that contain the true dynamics; use the "
+        "argument (docs/spec.md §7) is for predictors that contain the true dynamics; use the "
         "Kalman entries for a 2-d position read-out. Trained briefly (800 sequences cut to "
         "25 frames) to keep the k-NN entropy cheap; no reference number exists for this "
         "combination, and the predictive variances are not checked for calibration."),
@@ -88,7 +99,7 @@ def render(name, spec, config, metrics, trained, how):
         if spec["dataset"] == "digits":
             lines.append("The scikit-learn digits (1797 8×8 grey images, bundled with "
                          "scikit-learn; no network), scaled to [0, 1]; 70 % train / 30 % test, "
-                         "stratified, seed 0 (`ldm_keras.training.load_image_dataset`). "
+                         "stratified, seed 0 (`ldm_keras.data.datasets.load_image_dataset`). "
                          "Training sees the training images only, without labels.")
         else:
             lines.append("CIFAR-10 (downloaded by `keras.datasets.cifar10`; needs the "
@@ -100,7 +111,7 @@ def render(name, spec, config, metrics, trained, how):
     lines += ["", "## Recipe", ""]
     if spec["kind"] == "multiview":
         lines.append(f"Recipe `{spec['recipe']}` (`ldm_keras.recipes`), built by "
-                     f"`ldm_keras.training.train_multiview({spec['recipe']!r}, "
+                     f"`ldm_keras.jobs.train_multiview({spec['recipe']!r}, "
                      f"{spec['dataset']!r}, seed={spec['seed']})` with its dataset defaults.")
     lines.append("")
     lines.append("```json")

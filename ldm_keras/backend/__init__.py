@@ -1,0 +1,56 @@
+"""Backend utilities for backend-agnostic code: the few things ``keras.ops`` cannot say.
+
+Everything else in ldm_keras is written once, in ``keras.ops``. What differs per
+backend, and is needed outside the training step, is collected here with one
+implementation per backend (``backend/jax.py``, ``backend/tensorflow.py``,
+``backend/torch.py``); this module picks the one of the active Keras backend once, at
+import. Each implementation defines every name of :data:`INTERFACE`:
+
+* :func:`all_gather` ``(x)`` — concatenate ``x`` over the replicas of a data-parallel
+  step along axis 0, with gradient (each replica's slice receives its part), so that a
+  batch statistic such as an entropy estimate sees the global batch. The identity where
+  there is nothing to gather (one replica, or JAX, where the step already runs on the
+  global batch).
+* :func:`num_replicas` ``()`` — the number of replicas whose batches form the global
+  batch of the current step (1 outside a data-parallel step).
+* :func:`all_true` ``(flag)`` — a boolean scalar that is true on every replica only if
+  ``flag`` is true on all of them (so that every replica skips the same steps).
+* :func:`gradients` ``(fn, variables)`` — ``(fn(), d fn / d variables)``, computed now
+  (diagnostics; not the training step, which lives in
+  :mod:`ldm_keras.models.trainers`).
+* :func:`outside_trace` ``(fn)`` — run ``fn`` eagerly even while a compiled step is being
+  traced (one-off set-up such as copying weights into an EMA target).
+
+Adding a utility: define it, with the same signature and docstring, in each of the three
+backend files (and in ``unsupported.py``), then add its name to :data:`INTERFACE` and
+bind it below; ``tests/test_architecture.py`` checks that every backend file defines
+every name of the interface.
+
+Example:
+    >>> from ldm_keras import backend
+    >>> z = backend.all_gather(z)            # global batch under tf.distribute
+    >>> value, grads = backend.gradients(lambda: loss(model(x)), model.trainable_variables)
+"""
+
+import importlib
+
+import keras
+
+#: The functions every backend implementation defines.
+INTERFACE = ("all_gather", "num_replicas", "all_true", "gradients", "outside_trace")
+
+#: Keras backend name -> implementation module (anything else: ``unsupported``).
+IMPLEMENTATIONS = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
+
+#: The active Keras backend.
+name = keras.backend.backend()
+
+_impl = importlib.import_module(f"{__name__}.{IMPLEMENTATIONS.get(name, 'unsupported')}")
+
+all_gather = _impl.all_gather
+num_replicas = _impl.num_replicas
+all_true = _impl.all_true
+gradients = _impl.gradients
+outside_trace = _impl.outside_trace
+
+__all__ = ["INTERFACE", "IMPLEMENTATIONS", "name", *INTERFACE]

@@ -1,0 +1,252 @@
+"""The training jobs behind ``ldm-keras train`` / ``evaluate`` and the zoo's builds.
+
+:func:`train_multiview` loads an image dataset (:mod:`ldm_keras.data.datasets`), builds
+the dataset's default encoder and view generator, builds a recipe around them
+(:func:`ldm_keras.recipes.build`), trains with ``model.fit``, evaluates the frozen encoder
+(:func:`ldm_keras.evaluation.encoders.evaluate_encoder`: linear probe with all labels
+and with 10 labels per class, k-NN, and clustering accuracy for the categorical recipe)
+and saves
+
+* ``encoder.keras`` — the trained encoder (reloads on any backend, ``safe_mode=True``);
+* ``head.keras`` — the projector / softmax head, when the recipe has one;
+* ``metrics.json`` — the evaluation; ``run.json`` — the settings of the run.
+
+:func:`train_sequence` does the same for the sequence recipes on sequence datasets (the
+held-out R² of an affine read-out of the ground truth), and :func:`evaluate_run`
+re-evaluates a folder written by either.
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from . import recipes
+from .augment import image_views
+from .data.datasets import H5_TEST_FRACTION, H5_WINDOW, load_image_dataset, load_sequence_dataset
+from .data.pairs import same_class_pairs
+from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
+from .models.encoders import conv_encoder, mlp, resnet18
+
+#: Per-dataset defaults: encoder factory, view preset, epochs, learning rate, and recipe
+#: settings tuned for the dataset. On the 8×8 digits the sphere recipes use κ = γ = 10
+#: (temperature 0.1), which probed better than κ = 5 (RESULTS.md, "Digits").
+_SPHERE10 = {"precision": 10.0, "entropy_precision": 10.0}
+DATASETS = {
+    "digits": {"preset": "digits", "epochs": 60, "learning_rate": 2e-3,
+               "encoder": lambda shape: conv_encoder(shape, dim=64),
+               "recipe_overrides": {"simclr": _SPHERE10, "sphere-ldm": _SPHERE10}},
+    # Same-class pairs as the two views (the reference clustering protocol, docs/spec.md §5):
+    # 3 partners per image, no augmentation.
+    "digits-pairs": {"preset": None, "pairs": 3, "epochs": 30, "learning_rate": 2e-3,
+                     "encoder": lambda shape: conv_encoder(shape, dim=64)},
+    "cifar10": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
+    "cifar100": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
+}
+
+
+def _defaults_for(dataset, shape):
+    if dataset in DATASETS:
+        return DATASETS[dataset]
+    if shape[0] <= 16:
+        return {"preset": "digits", "epochs": 50, "encoder": lambda s: conv_encoder(s, dim=64)}
+    return {"preset": "cifar", "epochs": 100, "encoder": lambda s: resnet18(s)}
+
+
+def train_multiview(recipe="simclr", dataset="digits",
+                    epochs=None, batch_size=256, learning_rate=None, seed=0, out=None,
+                    verbose="auto", **overrides):
+    """Train recipe ``recipe`` on ``dataset`` and save encoder, head and metrics.
+
+    Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
+    ``encoder_path`` and the fitted ``model``.
+
+    Example:
+        >>> result = train_multiview("simclr", "digits", epochs=50, out="runs/simclr")
+        >>> result["metrics"]["probe_10"]
+    """
+    recipes.get(recipe)
+    keras.utils.set_random_seed(seed)
+    train, test = load_image_dataset(dataset, seed=0)
+    xtr = train[0]
+    d = _defaults_for(dataset, xtr.shape[1:])
+    epochs = int(epochs or d["epochs"])
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1; received {epochs}.")
+    encoder = d["encoder"](tuple(xtr.shape[1:]))
+    views = image_views(d["preset"], seed=seed) if d.get("preset") else None
+    settings = {**d.get("recipe_overrides", {}).get(recipe, {}), **overrides}
+    model = recipes.build(recipe, encoder, views=views, **settings)
+    learning_rate = learning_rate or d.get("learning_rate")
+    model.compile(optimizer=recipes.default_optimizer(recipe, learning_rate))
+    t0 = time.time()
+    data = xtr
+    if d.get("pairs"):
+        data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
+    model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)), verbose=verbose,
+              shuffle=True, callbacks=recipes.callbacks(recipe, epochs))
+    train_seconds = time.time() - t0
+    metrics = evaluate_encoder(model.encoder, train, test, head=model.projector,
+                               clustering=recipe == "categorical")
+
+    out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}")
+    os.makedirs(out, exist_ok=True)
+    encoder_path = os.path.join(out, "encoder.keras")
+    model.encoder.save(encoder_path)
+    if model.projector is not None:
+        model.projector.save(os.path.join(out, "head.keras"))
+    run = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
+           "learning_rate": learning_rate, "seed": seed, "backend": keras.backend.backend(),
+           "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
+           "settings": settings}
+    with open(os.path.join(out, "run.json"), "w") as f:
+        json.dump(run, f, indent=2, default=str)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
+            "backend": keras.backend.backend(), "encoder_path": encoder_path, "model": model}
+
+
+def evaluate_run(path):
+    """Re-evaluate a folder written by :func:`train_multiview` (any backend).
+
+    Example:
+        >>> evaluate_run("runs/simclr-digits")      # {"probe_full": ..., ...}
+    """
+    if not os.path.isdir(path):
+        raise ValueError(f"{path!r} is not a folder written by `ldm-keras train`.")
+    run_file = os.path.join(path, "run.json")
+    enc_file = os.path.join(path, "encoder.keras")
+    for f in (run_file, enc_file):
+        if not os.path.exists(f):
+            raise ValueError(f"{path!r} lacks {os.path.basename(f)}; was it written by "
+                             "`ldm-keras train`?")
+    with open(run_file) as f:
+        run = json.load(f)
+    encoder = keras.saving.load_model(enc_file, safe_mode=True)
+    if run.get("kind") == "sequence":
+        return _evaluate_sequence_run(encoder, run)
+    head_file = os.path.join(path, "head.keras")
+    head = keras.saving.load_model(head_file, safe_mode=True) if os.path.exists(head_file) \
+        else None
+    train, test = load_image_dataset(run["dataset"], seed=0)
+    return evaluate_encoder(encoder, train, test, head=head,
+                            clustering=run["recipe"] == "categorical")
+
+
+# -- sequences ---------------------------------------------------------------------------
+
+#: Defaults of the sequence jobs (DotMotion presets as in benchmarks/dotmotion_kalman.py);
+#: ``window`` and ``test_fraction`` are those of HDF5 recordings (ldm_keras.data.datasets).
+SEQUENCE_DEFAULTS = {"epochs": 20, "batch_size": 32, "window": H5_WINDOW,
+                     "readout_sequences": 800, "test_fraction": H5_TEST_FRACTION}
+
+#: Latent size per recipe when the run does not say (the Kalman recipes use the
+#: ground truth's size, 2 for DotMotion, as the reference; the others 8).
+_SEQUENCE_LATENT = {"kalman-ssl": None, "kalman-ssl-knn": None}
+
+
+def _sequence_encoder(frame_shape, latent_dim):
+    if len(frame_shape) == 1:
+        return mlp(frame_shape[0], [128], latent_dim, batch_norm=False, name="encoder")
+    if len(frame_shape) == 3:
+        return conv_encoder(frame_shape, dim=latent_dim, name="encoder")
+    raise ValueError(f"Frames must be vectors (features,) or images (H, W, C); received "
+                     f"frame shape {frame_shape}.")
+
+
+def _evaluate_sequence_run(encoder, run):
+    train, test, _ = load_sequence_dataset(run["dataset"], run.get("sequences"),
+                                           run.get("test_sequences"), run.get("window"),
+                                           run.get("stride"), seed=run.get("seed", 0),
+                                           train_length=run.get("train_length"))
+    return evaluate_sequence_model(FrameEncoder(encoder), train, test,
+                                   SEQUENCE_DEFAULTS["readout_sequences"])
+
+
+def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=None,
+                   batch_size=None, learning_rate=None, seed=0, out=None, verbose="auto",
+                   sequences=None, test_sequences=None, window=None, stride=None,
+                   latent_dim=None, train_length=None, evaluate_untrained=True, **overrides):
+    """Train sequence recipe ``recipe`` on ``dataset``; save encoder and metrics.
+
+    Loads the data (:func:`~ldm_keras.data.datasets.load_sequence_dataset`; ``sequences``,
+    ``test_sequences``, ``window``, ``stride`` and ``train_length`` are passed on), builds
+    a per-frame encoder (an MLP
+    ``features → 128 → latent_dim`` for vector frames, :func:`conv_encoder` for image
+    frames), the recipe around it (:func:`ldm_keras.recipes.build`), compiles with the
+    recipe's :func:`~ldm_keras.recipes.default_optimizer` (cosine decay over the run for
+    the Kalman recipes), trains with ``model.fit`` and reports the held-out affine
+    read-out R² (:func:`~ldm_keras.evaluation.encoders.evaluate_sequence_model`) when the
+    data have ground truth, with ``r2_untrained``, the same read-out from the encoder
+    before training (random features of the frames often decode position well already:
+    the baseline to beat; ``evaluate_untrained=False`` skips it, and the model is then
+    built by ``fit`` itself, which draws the shuffling differently).
+    Writes ``encoder.keras``, ``metrics.json`` and ``run.json`` to ``out``.
+
+    Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
+    ``encoder_path``, ``history`` (loss per epoch) and the fitted ``model``.
+
+    Example:
+        >>> result = train_sequence("kalman-ssl", "dotmotion-circular", epochs=20)
+        >>> result["metrics"]["r2"]
+    """
+    r = recipes.get(recipe)
+    if r.kind != "sequence":
+        raise ValueError(f"Recipe {recipe!r} is a {r.kind} recipe; train_sequence takes one "
+                         f"of {sorted(recipes.names('sequence'))}.")
+    keras.utils.set_random_seed(seed)
+    train, test, info = load_sequence_dataset(dataset, sequences, test_sequences, window,
+                                              stride, seed=seed, train_length=train_length)
+    xtr = np.asarray(train[0], "float32")
+    epochs = int(epochs or SEQUENCE_DEFAULTS["epochs"])
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1; received {epochs}.")
+    batch_size = int(min(batch_size or SEQUENCE_DEFAULTS["batch_size"], len(xtr)))
+    if latent_dim is None:
+        latent_dim = 8
+        if recipe in _SEQUENCE_LATENT:
+            latent_dim = int(train[1].shape[-1]) if train[1] is not None else 4
+    encoder = _sequence_encoder(tuple(xtr.shape[2:]), int(latent_dim))
+    model = recipes.build(recipe, encoder, **overrides)
+    steps = int(np.ceil(len(xtr) / batch_size)) * epochs
+    model.compile(optimizer=recipes.default_optimizer(recipe, learning_rate, decay_steps=steps,
+                                                      schedule=overrides.get("schedule")))
+    initial = {}
+    if evaluate_untrained:
+        # the same read-out from the untrained encoder: the baseline the training must beat
+        model.build(xtr.shape)
+        initial = evaluate_sequence_model(model, train, test,
+                                          SEQUENCE_DEFAULTS["readout_sequences"])
+    t0 = time.time()
+    history = model.fit(xtr, epochs=epochs, batch_size=batch_size, shuffle=True,
+                        verbose=verbose, callbacks=recipes.callbacks(recipe, epochs))
+    train_seconds = time.time() - t0
+    losses = [float(v) for v in history.history["loss"]]
+    metrics = evaluate_sequence_model(model, train, test, SEQUENCE_DEFAULTS["readout_sequences"])
+    if "r2" in initial:
+        metrics["r2_untrained"] = initial["r2"]
+    metrics["final_loss"] = losses[-1]
+
+    out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}".replace(":", "-"))
+    os.makedirs(out, exist_ok=True)
+    encoder_path = os.path.join(out, "encoder.keras")
+    model.encoder.save(encoder_path)
+    run = {"kind": "sequence", "recipe": recipe, "dataset": dataset, "epochs": epochs,
+           "batch_size": batch_size, "learning_rate": learning_rate
+           or recipes.get(recipe).defaults["learning_rate"], "seed": seed,
+           "sequences": sequences, "test_sequences": test_sequences, "window": window,
+           "stride": stride, "train_length": train_length, "latent_dim": int(latent_dim),
+           "num_train": int(len(xtr)),
+           "sequence_length": int(xtr.shape[1]), "backend": keras.backend.backend(),
+           "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
+           "loss_per_epoch": losses, "settings": overrides, **info}
+    with open(os.path.join(out, "run.json"), "w") as f:
+        json.dump(run, f, indent=2, default=str)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
+            "backend": keras.backend.backend(), "encoder_path": encoder_path,
+            "history": losses, "model": model}

@@ -1,0 +1,77 @@
+"""TensorFlow training step: ``tf.GradientTape``, like Keras' TensorFlow trainer.
+
+Non-finite guard (``nonfinite != "ignore"``): the step snapshots the weights and
+optimizer state, applies the update, then assigns back ``where(ok, new, old)``. A
+``tf.cond`` around the update would avoid the copy but cannot hold the optimizer's
+cross-replica ``merge_call`` under a ``tf.distribute`` strategy.
+
+Under ``tf.distribute`` (e.g. ``MirroredStrategy``) Keras runs this step once per replica
+on the replica's slice of the batch. A model whose loss calls
+:func:`ldm_keras.backend.all_gather` on its embeddings (gathered with gradient, so an
+entropy over the batch sees the global batch) sets ``gathers_across_replicas = True``
+(``MultiViewLDM``); the step refuses any other model under more than one replica. The
+loss, then the same global value on every replica, is divided by the number of replicas
+before the gradient, as the optimizer sums the replicas' gradients; the finiteness flag
+is all-reduced so that every replica skips the same steps.
+"""
+
+import tensorflow as tf
+
+from ... import backend
+from .base import LDMTrainer
+
+
+class TensorFlowTrainer(LDMTrainer):
+    """``train_step(data)`` / ``test_step(data)`` on the TensorFlow backend."""
+
+    def check_replicas(self):
+        """Refuse a multi-replica step for a model whose loss does not gather its embeddings."""
+        replicas = backend.num_replicas()
+        if replicas > 1 and not self.gathers_across_replicas:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not gather its embeddings across the "
+                f"{replicas} replicas of the tf.distribute strategy, so its entropy "
+                "would be estimated per replica (on the local batch), not on the global "
+                "batch. Train it on one device, or with the JAX backend and "
+                "keras.distribution.DataParallel. MultiViewLDM supports MirroredStrategy."
+            )
+        if replicas > 1 and not self.built:
+            # built inside a replica, EMA targets would not start as copies of the online nets
+            raise ValueError(
+                f"Under a tf.distribute strategy with {replicas} replicas, build "
+                f"{type(self).__name__} inside `strategy.scope()` before `fit`/`evaluate` "
+                "(e.g. `model.build(input_shape)`); received an unbuilt model."
+            )
+
+    def train_step(self, data):
+        self.check_replicas()
+        guard = self.guards_nonfinite
+        if guard:  # snapshot before the forward pass (it updates BatchNorm statistics)
+            self.build_from_data(data)
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            guarded = self.guarded_variables()
+            old = [tf.identity(v.value) for v in guarded]
+        with tf.GradientTape() as tape:
+            logs = self.compute_logs(data, training=True)
+            # the optimizer sums the replicas' gradients and the loss is global (the
+            # embeddings are gathered), so each replica contributes 1/R of it
+            scaled = logs["loss"] / backend.num_replicas()
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        if not guard:
+            self.apply_update(grads, variables)
+            return self.update_metrics(logs)
+        ok = backend.all_true(self.step_is_finite(logs, grads))  # same decision everywhere
+        safe = [g if g is None or isinstance(g, tf.IndexedSlices)
+                else tf.where(ok, g, tf.zeros_like(g)) for g in grads]
+        with tf.control_dependencies(old):
+            self.apply_update(safe, variables)
+        for v, o in zip(guarded, old):
+            v.assign(tf.where(ok, v.value, o))
+        return self.update_metrics(logs, ok)
+
+    def test_step(self, data):
+        self.check_replicas()
+        logs = self.compute_logs(data, training=False)
+        return self.update_metrics(logs)
