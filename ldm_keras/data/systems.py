@@ -2,7 +2,7 @@
 
 Each dataset is a Markov process with additive isotropic Gaussian transition noise,
 observed through an injective smooth map (the setting of the identifiability theorem,
-LDM_SPEC §7),
+docs/spec.md §7),
 
     s_t = μ(s_{t-1}) + σ ε_t,   ε_t ~ N(0, I_dim),   x_t = g(u_t),   u_t = (s_t - m) / v,
 
@@ -78,6 +78,9 @@ Example:
     >>> d.latents.shape, d.observations.shape
     ((4, 50, 2), (4, 50, 40))
     >>> train = systems.load("lorenz/mlp", "train", num_sequences=8)
+
+Long module: seven systems and four mixings, each a few lines with its documented
+formula, kept together so that the suite's cases are defined in one place.
 """
 
 from __future__ import annotations
@@ -89,9 +92,9 @@ import math
 import numpy as np
 from scipy.linalg import expm
 
-from .._validation import check_choice, check_positive
+from .._validation import check_choice, check_int, check_positive
 from ._presets import load_preset
-from .dot_motion import _check_int, render
+from .render import render
 from .state_space import RandomMixing
 
 __all__ = [
@@ -317,8 +320,8 @@ class PopulationCode:
     """
 
     def __init__(self, dim, units=40, width=1.0, spread=1.2, seed=0):
-        self.dim = _check_int(dim, "dim")
-        self.units = _check_int(units, "units", minimum=self.dim + 1)
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.units = check_int(units, "units", minimum=self.dim + 1)
         self.width = check_positive(width, "width")
         self.centres = check_positive(spread, "spread") * np.random.default_rng(
             seed).standard_normal((self.units, self.dim))
@@ -344,8 +347,8 @@ class RenderedFrames:
     """
 
     def __init__(self, dim, image_size=12, squash=2.5, sigma=1.0):
-        self.dim = _check_int(dim, "dim")
-        self.image_size = _check_int(image_size, "image_size", minimum=4)
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.image_size = check_int(image_size, "image_size", minimum=4)
         self.squash = check_positive(squash, "squash")
         self.sigma = check_positive(sigma, "sigma")
         self.obs_dim = (self.dim // 2) * self.image_size**2 + (self.dim % 2) * self.image_size
@@ -374,7 +377,7 @@ class PendulumFrames:
 
     def __init__(self, image_size=12, arm=2.0, lag=0.1, trail=0.5, sigma=1.0,
                  trail_sigma=1.6):
-        self.image_size = _check_int(image_size, "image_size", minimum=4)
+        self.image_size = check_int(image_size, "image_size", minimum=4)
         self.arm, self.lag, self.trail = arm, lag, trail
         self.sigma = check_positive(sigma, "sigma")
         self.trail_sigma = check_positive(trail_sigma, "trail_sigma")
@@ -469,9 +472,9 @@ def generate(system="van-der-pol", mixing="mlp", num_sequences=64, length=200, s
     """
     mu = make_system(system, system_seed=system_seed)
     g = make_mixing(mixing, mu, seed=mixing_seed)
-    n = _check_int(num_sequences, "num_sequences")
-    t_len = _check_int(length, "length")
-    burn_in = _check_int(burn_in, "burn_in", minimum=0)
+    n = check_int(num_sequences, "num_sequences", minimum=1)
+    t_len = check_int(length, "length", minimum=1)
+    burn_in = check_int(burn_in, "burn_in", minimum=0)
     if noise_std is not None:
         noise_std = check_positive(noise_std, "noise_std")
     s = mu.simulate(n, t_len, seed, burn_in=burn_in, noise_std=noise_std)
