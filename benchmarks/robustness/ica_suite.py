@@ -106,7 +106,8 @@ def _bimodal_gg_class():
     import keras
     from keras import ops
 
-    from ldm_keras.models.ica import LinearICA, _lgamma
+    from ldm_keras._math import lgamma as _lgamma
+    from ldm_keras.models.ica import LinearICA
 
     class BimodalGGICA(LinearICA):
         def __init__(self, *args, **kwargs):

@@ -7,6 +7,7 @@ line, that are replaced by tables computed from ``results/``:
     <!-- recipes kind=multiview configs=mv-simclr,mv-byol key=probe_10 -->
     <!-- generic suite=recipes configs=a,b key=r2 -->
     <!-- ica configs=fastica,default-st200 -->
+    <!-- tuning_cases -->   (the cases the proposed settings were chosen on)
 
 Every cell is ``mean [min, max]`` over the stored seeds; identifiability cells add
 ``k/n`` = the number of seeds with R² ≥ 0.95.
@@ -145,6 +146,10 @@ def render(template=TEMPLATE, out=OUT):
                                         int(a.get("digits", 3))))
         elif kind == "ica":
             result.append(ica_table(configs))
+        elif kind == "tuning_cases":
+            import ident
+
+            result.append(", ".join(f"`{c}`" for c in ident.TUNING_CASES) + ";")
         else:
             raise ValueError(f"unknown directive {kind!r}")
     with open(out, "w") as fh:
