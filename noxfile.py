@@ -66,9 +66,12 @@ def bench(session):
     Writes benchmarks/results/bench.{json,md}. ``run.py`` starts one worker process per
     backend (and per mode: time, peak memory), so this session needs no backend set.
     Pass options after ``--``: ``nox -s bench -- --quick``, ``-- --grid core``,
-    ``-- --only entropy/gaussian_kde --backends jax``.
+    ``-- --only entropy/gaussian_kde --backends jax``. dynamax (the Kalman cases'
+    JAX baseline) is installed here only, with tf_keras which its TensorFlow Probability
+    dependency imports next to TensorFlow.
     """
     _install(session)
+    session.install("dynamax", "tf_keras", TORCH_PIN)
     session.run("python", "benchmarks/run.py", *session.posargs,
                 env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
