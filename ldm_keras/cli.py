@@ -180,20 +180,13 @@ def _test_embeddings(path):
     """``(run, z, labels)``: the held-out embeddings of a run folder's saved encoder —
     the test images (labels: their classes) or the test windows' per-frame latents
     ``(B, T, L)`` (labels ``None``)."""
-    import keras
     import numpy as np
 
+    from . import jobs
     from .data.datasets import load_image_dataset, load_sequence_dataset
     from .evaluation.encoders import FrameEncoder, encode_sequences
 
-    run_file, enc_file = os.path.join(path, "run.json"), os.path.join(path, "encoder.keras")
-    for f in (run_file, enc_file):
-        if not os.path.exists(f):
-            raise ValueError(f"{path!r} lacks {os.path.basename(f)}; was it written by "
-                             "`ldm-keras train`?")
-    with open(run_file) as f:
-        run = json.load(f)
-    encoder = keras.saving.load_model(enc_file, safe_mode=True)
+    run, encoder = jobs.load_run(path)
     if run.get("kind") == "sequence":
         _, (x, _), _ = load_sequence_dataset(
             run["dataset"], run.get("sequences"), run.get("test_sequences"), run.get("window"),

@@ -120,11 +120,11 @@ def train_multiview(recipe="simclr", dataset="digits",
             "monitor": final, "model": model}
 
 
-def evaluate_run(path):
-    """Re-evaluate a folder written by :func:`train_multiview` (any backend).
+def load_run(path):
+    """``(run, encoder)``: a run folder's ``run.json`` and its encoder (safe mode).
 
     Example:
-        >>> evaluate_run("runs/simclr-digits")      # {"probe_full": ..., ...}
+        >>> run, encoder = load_run("runs/simclr-digits")
     """
     if not os.path.isdir(path):
         raise ValueError(f"{path!r} is not a folder written by `ldm-keras train`.")
@@ -136,7 +136,16 @@ def evaluate_run(path):
                              "`ldm-keras train`?")
     with open(run_file) as f:
         run = json.load(f)
-    encoder = keras.saving.load_model(enc_file, safe_mode=True)
+    return run, keras.saving.load_model(enc_file, safe_mode=True)
+
+
+def evaluate_run(path):
+    """Re-evaluate a folder written by :func:`train_multiview` (any backend).
+
+    Example:
+        >>> evaluate_run("runs/simclr-digits")      # {"probe_full": ..., ...}
+    """
+    run, encoder = load_run(path)
     if run.get("kind") == "sequence":
         return _evaluate_sequence_run(encoder, run)
     head_file = os.path.join(path, "head.keras")
