@@ -16,7 +16,9 @@ targets keep their values — and is counted in the ``skipped_steps`` metric. ``
 does the same and then stops ``fit`` with :class:`NonFiniteStepError` naming the step;
 ``"ignore"`` applies every update unchecked. See docs/reliability.md.
 
-Saved weights carry the states of the
+``fit`` checks its data before any step (:mod:`.fitdata`: no targets, real numbers, no
+integer images, enough samples, a last batch too small for the estimator left out with a
+warning) and warns when most steps were skipped. Saved weights carry the states of the
 random seed generators (view augmentations, dropout) next to the weights, so
 ``BackupAndRestore`` resumes a run with views exactly; a model reloaded from ``.keras``
 is compiled again with its saved optimizer and trains on.
@@ -28,6 +30,7 @@ import keras
 from keras import ops
 
 from .._validation import check_choice, check_positive
+from .fitdata import check_fit_inputs, warn_if_mostly_skipped
 from .optimizers import GroupedOptimizer
 from .trainers import Trainer
 
@@ -253,10 +256,18 @@ class LDMModel(Trainer, keras.Model):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
             callbacks=None, **kwargs):
-        """``keras.Model.fit``, after checking the data and that the batch size suits the estimator.
+        """``keras.Model.fit``, after checking the data before any step.
 
-        A model that is not compiled is refused with a ``ValueError`` saying so. Under
-        ``nonfinite="raise"`` a :class:`NonFiniteGuard` callback is added.
+        Refused with a ``ValueError`` naming the argument: targets ``y`` (LDM is
+        self-supervised; two views go in one tuple, ``fit((x1, x2))``), strings, integer
+        images or frames (rank ≥ 3, or any integer data when the model makes views:
+        divide by 255 for 8-bit pixels), empty data, fewer samples or a smaller
+        ``batch_size`` than the estimator needs (:attr:`min_batch_size`), a model that is
+        not compiled. A last partial batch smaller than :attr:`min_batch_size` is left
+        out, the same on every backend, with a ``PartialBatchWarning``; see
+        :mod:`ldm_keras.models.fitdata`. Under ``nonfinite="raise"`` a
+        :class:`NonFiniteGuard` callback is added; when more than half of the steps were
+        skipped as non-finite, a ``SkippedStepsWarning`` says so.
         """
         if not getattr(self, "compiled", False) or getattr(self, "optimizer", None) is None:
             raise ValueError(
@@ -264,17 +275,15 @@ class LDMModel(Trainer, keras.Model):
                 "`model.compile(optimizer=...)` first (a model loaded with "
                 "`keras.saving.load_model(..., compile=False)`, or saved before it was "
                 "compiled, is not compiled).")
-        if batch_size is not None and batch_size < self.min_batch_size:
-            raise ValueError(
-                f"{type(self).__name__} needs batches of at least {self.min_batch_size} "
-                f"samples for its entropy estimator; received batch_size={batch_size}."
-            )
         _check_not_empty(x)
+        x, kwargs = check_fit_inputs(self, x, y, batch_size, kwargs)
         callbacks = list(callbacks or [])
         if self.nonfinite == "raise" and not any(
                 isinstance(c, NonFiniteGuard) for c in callbacks):
             callbacks.append(NonFiniteGuard())
-        return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
+        history = super().fit(x, None, batch_size, epochs, verbose, callbacks, **kwargs)
+        warn_if_mostly_skipped(self, history)
+        return history
 
     def load_weights(self, filepath, *args, **kwargs):
         """``keras.Model.load_weights`` with a clear error for an unreadable file.
