@@ -135,7 +135,7 @@ def _absolute_dataset(name):
     if ".h5:" in name:
         head, rest = name.split(".h5:", 1)
         return os.path.abspath(head + ".h5") + ":" + rest
-    return os.path.abspath(name) if os.path.exists(name) else name
+    return os.path.abspath(name) if name.endswith(".h5") else name  # "digits" stays a name
 
 
 def _check_trained(model, history):
