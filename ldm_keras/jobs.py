@@ -37,6 +37,7 @@ import numpy as np
 
 from . import recipes
 from .augment import image_views
+from .callbacks import RepresentationMonitor
 from .data.datasets import H5_TEST_FRACTION, H5_WINDOW, load_image_dataset, load_sequence_dataset
 from .data.pairs import same_class_pairs
 from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
@@ -173,11 +174,17 @@ def _defaults_for(dataset, shape):
 
 def train_multiview(recipe="simclr", dataset="digits",
                     epochs=None, batch_size=256, learning_rate=None, seed=0, out=None,
-                    verbose="auto", **overrides):
+                    verbose="auto", monitor=False, **overrides):
     """Train recipe ``recipe`` on ``dataset`` and save encoder, head and metrics.
 
+    With ``monitor=True`` a :class:`~ldm_keras.callbacks.RepresentationMonitor` watches
+    the first 512 training images at every epoch end (a collapse warns while it
+    happens); its last measurement is returned as ``monitor`` (``rep_rank``,
+    ``rep_spread``, …, ``collapsed``). The monitor draws its views from a copy of the
+    view generator, so the training itself is the same with or without it.
+
     Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
-    ``encoder_path`` and the fitted ``model``.
+    ``encoder_path``, ``monitor`` (``None`` without it) and the fitted ``model``.
 
     Example:
         >>> result = train_multiview("simclr", "digits", epochs=50, out="runs/simclr")
@@ -187,11 +194,11 @@ def train_multiview(recipe="simclr", dataset="digits",
     out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}")
     with output_folder(out) as out:
         return _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed,
-                                out, verbose, overrides)
+                                out, verbose, monitor, overrides)
 
 
 def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, out,
-                     verbose, overrides):
+                     verbose, monitor, overrides):
     keras.utils.set_random_seed(seed)
     train, test = load_image_dataset(dataset, seed=0)
     xtr = train[0]
@@ -209,9 +216,10 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     data = xtr
     if d.get("pairs"):
         data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
+    watch = [RepresentationMonitor(xtr[:512])] if monitor else []
     history = model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)),
                         verbose=verbose, shuffle=True,
-                        callbacks=recipes.callbacks(recipe, epochs))
+                        callbacks=recipes.callbacks(recipe, epochs) + watch)
     train_seconds = time.time() - t0
     _check_trained(model, history)
     metrics = evaluate_encoder(model.encoder, train, test, head=model.projector,
@@ -228,8 +236,11 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
            "encoder": encoder_path}
     _save_json(metrics, os.path.join(out, "metrics.json"))
     _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
+    final = {k: v for k, v in watch[0].records[-1].items() if k not in ("step", "epoch")} \
+        if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
-            "backend": keras.backend.backend(), "encoder_path": encoder_path, "model": model}
+            "backend": keras.backend.backend(), "encoder_path": encoder_path,
+            "monitor": final, "model": model}
 
 
 def evaluate_run(path):
