@@ -14,6 +14,11 @@ test split (a distinct seed) the script reports
   steps and after a burn-in;
 * train time: wall-clock and process CPU seconds of ``model.fit``.
 
+With ``--drop-frames p`` a fraction ``p`` of the frames (train and test) is missing at
+random (a boolean mask, ``PredictiveLDM.fit({"frames": x, "mask": m})``): the filter
+predicts through them, and R² and coverage are computed on the observed frames; the
+RTS-smoothed state decoded at the missing frames gives ``r2_smoothed_missing``.
+
 The backend is chosen with ``KERAS_BACKEND``. Example::
 
     KERAS_BACKEND=jax python benchmarks/dotmotion_kalman.py --trajectory circular \
@@ -91,6 +96,9 @@ def parse_args(argv=None):
                    help="steps skipped for the burn-in coverage figure")
     p.add_argument("--readout-sequences", type=int, default=800,
                    help="training sequences used to fit the affine read-out")
+    p.add_argument("--drop-frames", type=float, default=0.0,
+                   help="fraction of frames missing at random (train and test; the first "
+                        "frame of every sequence is kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="JSON file for the metrics")
     p.add_argument("--figure", default=None, help="PNG of the decoded test trajectory")
@@ -151,8 +159,18 @@ def build_model(args, frame_dim, steps_per_epoch):
     return model
 
 
-def filter_outputs(model, args, frames, batch_size=256):
-    """Latents and the filter's predictions with covariances, in NumPy, for ``frames``.
+def drop_mask(shape, fraction, seed):
+    """``(N, T)`` boolean mask, True = observed; each frame missing with probability
+    ``fraction`` (independently), the first frame of every sequence kept."""
+    rng = np.random.default_rng(10_000 + seed)
+    mask = rng.uniform(size=shape) >= fraction
+    mask[:, 0] = True
+    return mask
+
+
+def filter_outputs(model, args, frames, batch_size=256, mask=None):
+    """Latents and the filter's predictions with covariances, in NumPy, for ``frames``
+    (and, with a ``mask``, the smoothed means and covariances).
 
     The training filter skips the covariances; an evaluation copy of the cell (same
     config and weights, ``return_covariances=True``) gives ``S_t``.
@@ -163,6 +181,8 @@ def filter_outputs(model, args, frames, batch_size=256):
     eval_kf.build((None, frames.shape[1], width))
     eval_kf.set_weights(kf.get_weights())
     outs = {"latents": [], "prediction": [], "prediction_cov": []}
+    if mask is not None:
+        outs.update({"smoothed_mean": [], "smoothed_cov": []})
     for i in range(0, len(frames), batch_size):
         x = frames[i:i + batch_size]
         z = model.encode(x)
@@ -170,7 +190,12 @@ def filter_outputs(model, args, frames, batch_size=256):
         if model.noise_encoder is not None:
             log_var = model._per_frame(model.noise_encoder, x, False)
             inputs = keras.ops.concatenate([z, keras.ops.cast(log_var, z.dtype)], axis=-1)
-        out = eval_kf(inputs)
+        if mask is None:
+            out = eval_kf(inputs)
+        else:
+            out = eval_kf.smooth(inputs, mask=mask[i:i + batch_size])
+            for key in ("smoothed_mean", "smoothed_cov"):
+                outs[key].append(keras.ops.convert_to_numpy(out[key]))
         outs["latents"].append(keras.ops.convert_to_numpy(z))
         outs["prediction"].append(keras.ops.convert_to_numpy(out["prediction"]))
         outs["prediction_cov"].append(keras.ops.convert_to_numpy(out["prediction_cov"]))
@@ -183,29 +208,47 @@ def r2_score(y, pred):
     return float(np.mean(1.0 - ss_res / ss_tot))
 
 
-def evaluate(model, args, train, test):
+def evaluate(model, args, train, test, train_mask=None, test_mask=None):
     n_read = min(args.readout_sequences, len(train.frames))
     z_train = keras.ops.convert_to_numpy(model.encode(train.frames[:n_read])).astype("float64")
-    ev = filter_outputs(model, args, test.frames)
+    ev = filter_outputs(model, args, test.frames, mask=test_mask)
     z_test = ev["latents"]
     latent_dim = z_test.shape[-1]
-    w, c = fit_affine_readout(z_train, train.positions[:n_read])
-    flat = test.positions.reshape(-1, 2)
-    r2 = affine_r2(z_train, train.positions[:n_read], z_test, test.positions)
+    observed = (np.ones(z_test.shape[:2], bool) if test_mask is None else test_mask)
+    read = (np.ones(z_train.shape[:2], bool) if train_mask is None else train_mask[:n_read])
+    w, c = fit_affine_readout(z_train[read], train.positions[:n_read][read])
+    flat = test.positions[observed]
+    r2 = affine_r2(z_train[read], train.positions[:n_read][read], z_test[observed],
+                   test.positions[observed])
     a = keras.ops.convert_to_numpy(model.predictor.transition_matrix)
     angles = eigen_angles(a)
     true_rot = true_rotation(args.trajectory)
-    cov_all = interval_coverage(z_test, ev["prediction"], ev["prediction_cov"], level=0.95)
+    cov_all = interval_coverage(z_test[observed], ev["prediction"][observed],
+                                ev["prediction_cov"][observed], level=0.95)
     b = args.burn_in
-    cov_burn = interval_coverage(z_test[:, b:], ev["prediction"][:, b:],
-                                 ev["prediction_cov"][:, b:], level=0.95)
-    err = (z_test - ev["prediction"])[..., None]
-    white = np.linalg.solve(np.linalg.cholesky(ev["prediction_cov"]), err)[..., 0]
-    maha = np.sum(white ** 2, axis=-1)  # (N, T); E = L under calibrated predictions
+    late = observed.copy()
+    late[:, :b] = False
+    cov_burn = interval_coverage(z_test[late], ev["prediction"][late],
+                                 ev["prediction_cov"][late], level=0.95)
+    err = (z_test - ev["prediction"])[observed][..., None]
+    white = np.linalg.solve(np.linalg.cholesky(ev["prediction_cov"][observed]), err)[..., 0]
+    maha = np.sum(white ** 2, axis=-1)  # E = L under calibrated predictions
+    extra = {}
+    if test_mask is not None:
+        d = keras.ops.convert_to_numpy(model.predictor.cell.observation_matrix_value())
+        smoothed = ev["smoothed_mean"] @ d.T          # the latent D hˢ_t
+        missing = ~test_mask
+        extra = {
+            "observed_fraction_test": float(test_mask.mean()),
+            "r2_smoothed_missing": r2_score(test.positions[missing],
+                                            smoothed[missing] @ w + c),
+            "r2_smoothed_observed": r2_score(test.positions[observed],
+                                             smoothed[observed] @ w + c),
+        }
     metrics = {
         "r2": r2,
-        "r2_per_axis": [r2_score(flat[:, j:j + 1], (z_test.reshape(-1, latent_dim) @ w + c)
-                                 [:, j:j + 1]) for j in range(2)],
+        "r2_per_axis": [r2_score(flat[:, j:j + 1], (z_test[observed] @ w + c)[:, j:j + 1])
+                        for j in range(2)],
         "rotation": float(abs(angles[0])),
         "rotation_all_angles": [float(x) for x in angles],
         "true_rotation": true_rot,
@@ -223,6 +266,7 @@ def evaluate(model, args, train, test):
         "latent_std": [float(x) for x in z_test.reshape(-1, latent_dim).std(axis=0)],
         "mean_prediction_var": [float(x) for x in np.diagonal(
             ev["prediction_cov"], axis1=-2, axis2=-1).reshape(-1, latent_dim).mean(axis=0)],
+        **extra,
     }
     return metrics, {"w": w, "c": c, **ev}
 
@@ -289,12 +333,18 @@ def main(argv=None):
           f"({time.time() - t0:.1f} s)", flush=True)
     steps = math.ceil(len(train.frames) / args.batch_size)
     model = build_model(args, train.frames.shape[-1], steps)
+    train_mask = test_mask = None
+    data = train.frames
+    if args.drop_frames > 0:
+        train_mask = drop_mask(train.frames.shape[:2], args.drop_frames, 2 * args.seed)
+        test_mask = drop_mask(test.frames.shape[:2], args.drop_frames, 2 * args.seed + 1)
+        data = {"frames": train.frames, "mask": train_mask}
     wall0, cpu0 = time.time(), time.process_time()
-    history = model.fit(train.frames, epochs=args.epochs, batch_size=args.batch_size,
+    history = model.fit(data, epochs=args.epochs, batch_size=args.batch_size,
                         shuffle=True, verbose=args.verbose)
     wall, cpu = time.time() - wall0, time.process_time() - cpu0
     print(f"[train] {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
-    metrics, ev = evaluate(model, args, train, test)
+    metrics, ev = evaluate(model, args, train, test, train_mask, test_mask)
     losses = [float(x) for x in history.history["loss"]]
     result = {
         "trajectory": args.trajectory,

@@ -18,11 +18,14 @@ check_keras_version()  # keras >= _choose_backend.MIN_KERAS, with a clear error
 
 from . import (  # noqa: E402,F401
     augment,
+    callbacks,
     data,
     entropy,
     evaluation,
     models,
     objectives,
+    optimizers,
+    plots,
     predictors,
     priors,
     recipes,

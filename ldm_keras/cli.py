@@ -5,7 +5,8 @@
     ldm-keras train --recipe simclr --dataset digits [--backend jax] [--epochs N] [--out DIR]
     ldm-keras train --recipe kalman-ssl --dataset dotmotion-circular [--sequences N]
     ldm-keras train --recipe cpc --dataset path/to/file.h5:frames[:targets] [--window 32]
-    ldm-keras evaluate DIR
+    ldm-keras evaluate DIR [--plot]
+    ldm-keras evaluate DIR_A DIR_B [--plot]     (consistency of two runs)
     ldm-keras recipes
     ldm-keras zoo list|info NAME|verify [--eval] [NAME]|build NAME
 
@@ -57,8 +58,12 @@ def _parser():
     t.add_argument("--latent-dim", type=int, default=None,
                    help="sequence recipes: latent size (Kalman: ground truth's, else 8)")
 
-    e = sub.add_parser("evaluate", help="evaluate a trained encoder folder (from train)")
-    e.add_argument("path")
+    e = sub.add_parser("evaluate", help="evaluate a trained encoder folder (from train); "
+                                        "with two folders, their consistency")
+    e.add_argument("path", nargs="+", metavar="DIR",
+                   help="a run folder; a second one reports the two runs' consistency")
+    e.add_argument("--plot", action="store_true",
+                   help="also write embedding.png (held-out embeddings, PCA) into each folder")
     e.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                    dest="backend_sub", help=argparse.SUPPRESS)
 
@@ -139,11 +144,14 @@ def _train(args):
         result = jobs.train_multiview(
             recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
             batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
-            seed=args.seed, out=args.out, verbose=verbose,
+            seed=args.seed, out=args.out, verbose=verbose, monitor=True,
         )
     rows = [("recipe", args.recipe), ("dataset", args.dataset),
             ("backend", result["backend"]), ("epochs", result["epochs"])]
     rows += [(k, v) for k, v in result["metrics"].items()]
+    # the RepresentationMonitor's last measurement (multi-view runs)
+    rows += [(f"final {k}", ("yes" if v else "no") if k == "collapsed" else v)
+             for k, v in (result.get("monitor") or {}).items()]
     rows += [("train seconds", f"{result['train_seconds']:.1f}"),
              ("total seconds", f"{time.time() - start:.1f}"),
              ("encoder", result["encoder_path"])]
@@ -154,9 +162,81 @@ def _train(args):
 def _evaluate(args):
     from . import jobs
 
-    metrics = jobs.evaluate_run(args.path)
-    print(format_table(list(metrics.items()), f"ldm-keras evaluate: {args.path}"))
+    if len(args.path) > 2:
+        raise SystemExit(f"ldm-keras evaluate: give one run folder, or two for their "
+                         f"consistency; received {len(args.path)}.")
+    if len(args.path) == 2:
+        return _consistency(args)
+    path = args.path[0]
+    metrics = jobs.evaluate_run(path)
+    print(format_table(list(metrics.items()), f"ldm-keras evaluate: {path}"))
+    if args.plot:
+        print(f"embedding plot: {_plot_run(path)}")
     print(json.dumps(metrics))
+    return 0
+
+
+def _test_embeddings(path):
+    """``(run, z, labels)``: the held-out embeddings of a run folder's saved encoder —
+    the test images (labels: their classes) or the test windows' per-frame latents
+    ``(B, T, L)`` (labels ``None``)."""
+    import keras
+    import numpy as np
+
+    from .data.datasets import load_image_dataset, load_sequence_dataset
+    from .evaluation.encoders import FrameEncoder, encode_sequences
+
+    run_file, enc_file = os.path.join(path, "run.json"), os.path.join(path, "encoder.keras")
+    for f in (run_file, enc_file):
+        if not os.path.exists(f):
+            raise ValueError(f"{path!r} lacks {os.path.basename(f)}; was it written by "
+                             "`ldm-keras train`?")
+    with open(run_file) as f:
+        run = json.load(f)
+    encoder = keras.saving.load_model(enc_file, safe_mode=True)
+    if run.get("kind") == "sequence":
+        _, (x, _), _ = load_sequence_dataset(
+            run["dataset"], run.get("sequences"), run.get("test_sequences"), run.get("window"),
+            run.get("stride"), seed=run.get("seed", 0), train_length=run.get("train_length"))
+        return run, encode_sequences(FrameEncoder(encoder), x), None
+    _, (x, y) = load_image_dataset(run["dataset"], seed=0)
+    return run, np.asarray(encoder.predict(x, verbose=0), dtype="float64"), y
+
+
+def _plot_run(path, embedded=None):
+    """Write ``embedding.png`` (PCA of the held-out embeddings) into the run folder."""
+    from . import plots
+
+    run, z, labels = embedded or _test_embeddings(path)
+    out = os.path.join(path, "embedding.png")
+    title = f"{run['recipe']} on {run['dataset']}: held-out embeddings"
+    if labels is None:
+        plots.embedding_scatter(z, path=out, title=title)       # coloured by time step
+    else:
+        plots.embedding_scatter(z, labels=labels, path=out, title=title)
+    return out
+
+
+def _consistency(args):
+    from .evaluation import consistency
+
+    embedded = [_test_embeddings(p) for p in args.path]
+    (run_a, z_a, _), (run_b, z_b, _) = embedded
+    if run_a["dataset"] != run_b["dataset"]:
+        raise ValueError(f"The two runs must be trained on the same dataset to compare their "
+                         f"embeddings; received {run_a['dataset']!r} ({args.path[0]}) and "
+                         f"{run_b['dataset']!r} ({args.path[1]}).")
+    c = consistency(z_a, z_b)
+    result = {"consistency_a_to_b": c.a_to_b, "consistency_b_to_a": c.b_to_a,
+              "consistency": c.mean}
+    rows = [("run a", args.path[0]), ("run b", args.path[1]), ("dataset", run_a["dataset"]),
+            ("a -> b (R²)", c.a_to_b), ("b -> a (R²)", c.b_to_a), ("consistency", c.mean),
+            ("samples (fit / scored)", f"{c.n_fit} / {c.n_test}")]
+    print(format_table(rows, "ldm-keras evaluate: consistency of two runs"))
+    if args.plot:
+        for p, emb in zip(args.path, embedded):
+            print(f"embedding plot: {_plot_run(p, emb)}")
+    print(json.dumps(result))
     return 0
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import recipes
 from .augment import image_views
+from .callbacks import RepresentationMonitor
 from .data.datasets import H5_TEST_FRACTION, H5_WINDOW, load_image_dataset, load_sequence_dataset
 from .data.pairs import same_class_pairs
 from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
@@ -57,11 +58,17 @@ def _defaults_for(dataset, shape):
 
 def train_multiview(recipe="simclr", dataset="digits",
                     epochs=None, batch_size=256, learning_rate=None, seed=0, out=None,
-                    verbose="auto", **overrides):
+                    verbose="auto", monitor=False, **overrides):
     """Train recipe ``recipe`` on ``dataset`` and save encoder, head and metrics.
 
+    With ``monitor=True`` a :class:`~ldm_keras.callbacks.RepresentationMonitor` watches
+    the first 512 training images at every epoch end (a collapse warns while it
+    happens); its last measurement is returned as ``monitor`` (``rep_rank``,
+    ``rep_spread``, …, ``collapsed``). The monitor draws its views from a copy of the
+    view generator, so the training itself is the same with or without it.
+
     Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
-    ``encoder_path`` and the fitted ``model``.
+    ``encoder_path``, ``monitor`` (``None`` without it) and the fitted ``model``.
 
     Example:
         >>> result = train_multiview("simclr", "digits", epochs=50, out="runs/simclr")
@@ -85,8 +92,9 @@ def train_multiview(recipe="simclr", dataset="digits",
     data = xtr
     if d.get("pairs"):
         data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
+    watch = [RepresentationMonitor(xtr[:512])] if monitor else []
     model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)), verbose=verbose,
-              shuffle=True, callbacks=recipes.callbacks(recipe, epochs))
+              shuffle=True, callbacks=recipes.callbacks(recipe, epochs) + watch)
     train_seconds = time.time() - t0
     metrics = evaluate_encoder(model.encoder, train, test, head=model.projector,
                                clustering=recipe == "categorical")
@@ -105,8 +113,11 @@ def train_multiview(recipe="simclr", dataset="digits",
         json.dump(run, f, indent=2, default=str)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
+    final = {k: v for k, v in watch[0].records[-1].items() if k not in ("step", "epoch")} \
+        if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
-            "backend": keras.backend.backend(), "encoder_path": encoder_path, "model": model}
+            "backend": keras.backend.backend(), "encoder_path": encoder_path,
+            "monitor": final, "model": model}
 
 
 def evaluate_run(path):

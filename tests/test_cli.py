@@ -11,21 +11,51 @@ import pytest
 from ldm_keras import cli
 
 
-def test_train_then_evaluate(tmp_path, capsys):
-    out = tmp_path / "run"
-    code = cli.main(["train", "--recipe", "plane-kde", "--dataset", "digits", "--epochs", "1",
-                     "--batch-size", "256", "--out", str(out), "--quiet"])
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+    """Two one-epoch ``plane-kde`` runs on digits (seeds 0 and 1), trained once for the
+    tests below, with what ``train`` printed."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("cli_runs")
+    runs = []
+    for seed in (0, 1):
+        out, printed = root / f"seed{seed}", io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = cli.main(["train", "--recipe", "plane-kde", "--dataset", "digits",
+                             "--epochs", "1", "--batch-size", "256", "--seed", str(seed),
+                             "--out", str(out), "--quiet"])
+        runs.append((out, code, printed.getvalue()))
+    return runs
+
+
+def test_train_then_evaluate(digits_runs, capsys):
+    out, code, printed = digits_runs[0]
     assert code == 0
-    printed = capsys.readouterr().out
     assert "probe_10" in printed and "probe_full" in printed and "knn" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     run = json.loads((out / "run.json").read_text())
+    # the RepresentationMonitor's final values: RankMe of projector(encoder(x[:512]))
+    table = dict(line.rsplit(None, 1) for line in printed.splitlines() if "final" in line)
+    assert table["final collapsed"] == "no"
+    from ldm_keras.data.datasets import load_image_dataset
+
+    (x, _), _ = load_image_dataset("digits", seed=0)
+    enc, head = (keras.saving.load_model(str(out / f)) for f in ("encoder.keras", "head.keras"))
+    z = head.predict(enc.predict(x[:512], verbose=0), verbose=0).astype("float64")
+    s = np.linalg.svd(z, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    assert abs(float(table["final rep_rank"]) - np.exp(-np.sum(p * np.log(p)))) < 2e-3
+    assert 0.0 < float(table["final rep_spread"]) <= 1.0 + 1e-6
     assert run["backend"] == keras.backend.backend() and run["epochs"] == 1
     for key in ("probe_full", "probe_10", "knn"):
         assert 0.0 <= metrics[key] <= 1.0
     assert os.path.exists(out / "encoder.keras")
-    # a run's metrics are reproduced by `evaluate` from the saved encoder
-    assert cli.main(["evaluate", str(out)]) == 0
+    # a run's metrics are reproduced by `evaluate` from the saved encoder; --plot writes
+    # the held-out embeddings' PCA next to them
+    assert cli.main(["evaluate", str(out), "--plot"]) == 0
+    assert (out / "embedding.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("probe_full", "probe_10", "knn"):
         assert abs(again[key] - metrics[key]) < 1e-6
@@ -65,8 +95,10 @@ def test_sequence_recipe_trains_from_the_cli(tmp_path, capsys):
     assert metrics["r2"] <= 1.0 and np.isfinite(metrics["final_loss"])
     encoder = keras.saving.load_model(out / "encoder.keras", safe_mode=True)
     assert encoder.output_shape == (None, 2)
-    # `evaluate` reproduces the held-out R² from the saved encoder
-    assert cli.main(["evaluate", str(out)]) == 0
+    # `evaluate` reproduces the held-out R² from the saved encoder (and --plot draws the
+    # test windows' latents, coloured by time step)
+    assert cli.main(["evaluate", str(out), "--plot"]) == 0
+    assert (out / "embedding.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(again["r2"] - metrics["r2"]) < 1e-5
 
@@ -150,3 +182,47 @@ def test_zoo_info_json_is_the_entry_record(capsys):
     assert "## How to cite" in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out)
+
+
+def test_evaluate_plots_and_reports_the_consistency_of_two_runs(digits_runs, capsys):
+    from ldm_keras.data.datasets import load_image_dataset
+    from ldm_keras.evaluation import consistency
+
+    runs = [out for out, code, _ in digits_runs]
+    assert [code for _, code, _ in digits_runs] == [0, 0]
+    for run in runs:                       # written by another test on the same runs
+        (run / "embedding.png").unlink(missing_ok=True)
+    # two runs: the consistency of their held-out embeddings, as evaluation.consistency;
+    # --plot writes each run's embedding.png next to its metrics
+    assert cli.main(["evaluate", str(runs[0]), str(runs[1]), "--plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "consistency" in printed
+    for run in runs:
+        png = (run / "embedding.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    got = json.loads(printed.strip().splitlines()[-1])
+    _, (x_test, _) = load_image_dataset("digits", seed=0)
+    z = [keras.saving.load_model(str(r / "encoder.keras")).predict(x_test, verbose=0)
+         for r in runs]
+    want = consistency(z[0], z[1])
+    np.testing.assert_allclose([got["consistency_a_to_b"], got["consistency_b_to_a"]],
+                               [want.a_to_b, want.b_to_a], atol=1e-6)
+    # a run against itself is an exact affine map
+    assert cli.main(["evaluate", str(runs[1]), str(runs[1])]) == 0
+    same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert same["consistency"] > 0.999
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(runs[0]), str(runs[1]), str(runs[1])])
+
+
+def test_the_monitor_leaves_the_training_alone(digits_runs, tmp_path):
+    # `train` attaches a RepresentationMonitor; without it the same job trains the same
+    from ldm_keras import jobs
+
+    out, code, _ = digits_runs[0]
+    plain = jobs.train_multiview("plane-kde", "digits", epochs=1, batch_size=256, seed=0,
+                                 out=str(tmp_path / "plain"), verbose=0, monitor=False)
+    assert code == 0 and plain["monitor"] is None
+    watched = keras.saving.load_model(str(out / "encoder.keras"))
+    for a, b in zip(plain["model"].encoder.get_weights(), watched.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

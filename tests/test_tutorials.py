@@ -38,8 +38,11 @@ TUTORIALS = {
         ["02_probe_accuracy.png", "02_embeddings.png", "02_joint_vs_marginal.png"]),
     "03_kalman_filtering.py": (
         ["position_r2", "coverage95", "rotation_per_step", "spectral_radius",
-         "rollout_rmse_10_steps", "jump_detection_auc", "variance_ratio_after_jump"],
-        ["03_frames.png", "03_latents_and_predictions.png", "03_rollout.png", "03_jumps.png"]),
+         "rollout_rmse_10_steps", "jump_detection_auc", "variance_ratio_after_jump",
+         "r2_missing_frames_filtered", "r2_missing_frames_smoothed",
+         "band_width_missing_filtered_over_smoothed"],
+        ["03_frames.png", "03_latents_and_predictions.png", "03_rollout.png", "03_jumps.png",
+         "03_smoothing.png"]),
     "04_identifiability.py": (
         ["r2_raw_observations", "r2_predictive_ldm", "r2_no_entropy", "r2_autoencoder",
          "latent_std_no_entropy", "r2_predictive_ldm_seed_mean"],

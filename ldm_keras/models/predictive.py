@@ -33,7 +33,9 @@ class PredictiveLDM(LDMModel):
     stop-gradient targets. ``model(x)`` returns a dict with ``latents``, ``prediction``
     and the predictor's uncertainties. The uniformity options, the Kalman settings
     (spectral-radius clamp, learning-rate multipliers, noise encoder) and ``skip_first``
-    are explained in docs/models.md.
+    are explained in docs/models.md, as are missing frames and ragged batches (a dict
+    ``{"frames": x, "mask": m}`` or ``nan_as_missing=True``), time gaps (``"dt"``)
+    and :meth:`smooth` (Rauch–Tung–Striebel smoothed states).
 
     Args:
         encoder: per-frame Keras model, ``frame → R^L``.
@@ -48,6 +50,7 @@ class PredictiveLDM(LDMModel):
         skip_first: number of steps at the start of each window left out of the
             alignment NLL; an integer ``>= 0``, smaller than the number of time steps of
             the training sequences (``predict`` and ``encode`` take any length).
+        nan_as_missing: frames holding a NaN are missing (Kalman predictor).
 
     Example:
         >>> from ldm_keras.predictors import KalmanCell, KalmanFilter
@@ -60,7 +63,7 @@ class PredictiveLDM(LDMModel):
 
     def __init__(self, encoder, predictor, entropy=None, entropy_weight=1.0,
                  noise_encoder=None, clamp_radius=1.02, lr_multipliers="default",
-                 skip_first=0, **kwargs):
+                 skip_first=0, nan_as_missing=False, **kwargs):
         if lr_multipliers == "default":
             lr_multipliers = dict(DEFAULT_LR_MULTIPLIERS)
         super().__init__(lr_multipliers=lr_multipliers, **kwargs)
@@ -72,6 +75,7 @@ class PredictiveLDM(LDMModel):
         self.clamp_radius = None if clamp_radius is None else check_positive(
             clamp_radius, "clamp_radius")
         self.skip_first = check_int(skip_first, "skip_first", minimum=0)
+        self.nan_as_missing = bool(nan_as_missing)
         if not isinstance(self.predictor, (KalmanFilter, RecurrentPredictor)):
             raise ValueError(
                 "`predictor` must be a KalmanFilter or a RecurrentPredictor; received "
@@ -119,6 +123,8 @@ class PredictiveLDM(LDMModel):
     def build(self, input_shape):
         if self.built:
             return
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["frames"]
         shape = self._check_sequences(input_shape)
         frame = keras.KerasTensor((None,) + shape[2:])
         z = self.encoder(frame)
@@ -133,26 +139,96 @@ class PredictiveLDM(LDMModel):
             self.entropy.build((None, dim))
         self.built = True
 
+    # -- inputs: frames, or {"frames", "mask", "dt"} ----------------------------------------
+    def _split_inputs(self, x, mask=None, dt=None):
+        """``(frames, mask, dt)`` from ``x`` (an array or a dict) and the arguments.
+
+        With ``nan_as_missing`` a frame holding a NaN is missing and replaced by zeros
+        before the encoder (so that no NaN reaches a gradient).
+        """
+        if isinstance(x, dict):
+            unknown = sorted(set(x) - {"frames", "mask", "dt"})
+            if "frames" not in x or unknown:
+                raise ValueError(
+                    "PredictiveLDM takes sequences as an array, or a dict with the key "
+                    "'frames' and optionally 'mask' ((batch, time) bool, True = observed) "
+                    f"and 'dt' (time gaps); received a dict with keys {sorted(x)}.")
+            mask = x.get("mask", mask)
+            dt = x.get("dt", dt)
+            x = x["frames"]
+        if (mask is not None or self.nan_as_missing or dt is not None) and not self._is_kalman:
+            raise ValueError("Masks, NaN frames as missing and time gaps need a KalmanFilter "
+                             "predictor; this model's predictor is a RecurrentPredictor.")
+        if mask is not None:
+            mask = ops.convert_to_tensor(mask)
+            shape = tuple(x.shape)
+            self.predictor._check_mask(mask, shape)
+        if self.nan_as_missing:
+            frames = ops.convert_to_tensor(x)
+            flat = ops.reshape(frames, (ops.shape(frames)[0], ops.shape(frames)[1], -1))
+            finite = ops.all(ops.isfinite(flat), axis=-1)
+            mask = finite if mask is None else ops.logical_and(mask, finite)
+            keep = ops.reshape(mask, tuple(ops.shape(mask)) + (1,) * (len(frames.shape) - 2))
+            x = ops.where(keep, frames, ops.zeros_like(frames))
+        return x, mask, dt
+
     # -- forward ---------------------------------------------------------------------------
     def _per_frame(self, model, x, training):
         return per_frame(model, x, training)
 
     def encode(self, x, training=False):
-        """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)``."""
+        """Latents ``z_t = f(x_t)`` for every frame: ``(B, T, L)`` (``x``: frames or a dict)."""
+        x, _, _ = self._split_inputs(x)
         self._check_sequences(tuple(x.shape))
         return self._per_frame(self.encoder, x, training)
 
-    def _forward(self, x, training):
+    def _predictor_inputs(self, x, training):
         self._check_sequences(tuple(x.shape))
         z = self._per_frame(self.encoder, x, training)
         inputs = z
         if self.noise_encoder is not None:
             log_var = self._per_frame(self.noise_encoder, x, training)
             inputs = ops.concatenate([z, ops.cast(log_var, z.dtype)], axis=-1)
-        return z, self.predictor(inputs, training=training)
+        return z, inputs
+
+    def _forward(self, x, training):
+        """``(latents, predictor outputs)``."""
+        z, out, _ = self._forward_masked(x, training)
+        return z, out
+
+    def _forward_masked(self, x, training, mask=None, dt=None):
+        """``(latents, predictor outputs, mask or None)``."""
+        x, mask, dt = self._split_inputs(x, mask, dt)
+        z, inputs = self._predictor_inputs(x, training)
+        if self._is_kalman:
+            out = self.predictor(inputs, mask=mask, dt=dt, training=training)
+        else:
+            out = self.predictor(inputs, training=training)
+        return z, out, mask
 
     def call(self, x, training=False):
         z, out = self._forward(x, training)
+        return {"latents": ops.cast(z, "float32"), **out}
+
+    def smooth(self, x, mask=None, dt=None):
+        """Rauch–Tung–Striebel smoothing of the latent state (Kalman predictor only).
+
+        ``x``: frames ``(B, T, *frame)`` or a dict with ``frames`` (and ``mask``,
+        ``dt``). Returns ``latents`` and the filter's smoothing outputs
+        (:meth:`~ldm_keras.predictors.KalmanFilter.smooth`): ``smoothed_mean``
+        ``(B, T, S)``, ``smoothed_cov`` ``(B, T, S, S)``, ``lag_one_cov`` and the filtered
+        outputs. A decoded band for a linear read-out ``W`` of the latents is
+        ``W D Pˢ_t Dᵀ Wᵀ``.
+
+        Example:
+            >>> sm = model.smooth({"frames": frames, "mask": observed})
+        """
+        if not self._is_kalman:
+            raise ValueError("`smooth` needs a KalmanFilter predictor; this model's predictor "
+                             "is a RecurrentPredictor.")
+        x, mask, dt = self._split_inputs(x, mask, dt)
+        z, inputs = self._predictor_inputs(x, False)
+        out = self.predictor.smooth(inputs, mask=mask, dt=dt)
         return {"latents": ops.cast(z, "float32"), **out}
 
     def _check_skip_first(self, steps):
@@ -165,25 +241,48 @@ class PredictiveLDM(LDMModel):
     def fit(self, x=None, *args, **kwargs):
         """``LDMModel.fit``; arrays whose windows are too short for ``skip_first`` are
         refused before training (other inputs: at the first step)."""
-        shape = getattr(x, "shape", None)
+        frames = x["frames"] if isinstance(x, dict) and "frames" in x else x
+        shape = getattr(frames, "shape", None)
         if shape is not None and len(shape) >= 2:
             self._check_skip_first(shape[1])
         return super().fit(x, *args, **kwargs)
 
-    def mean_nll(self, nll):
+    def mean_nll(self, nll, mask=None):
         """The per-step NLL ``(B, T)`` averaged over the batch and the steps
-        ``t > skip_first`` of each window (the negative alignment term)."""
+        ``t > skip_first`` of each window (the negative alignment term); with a ``mask``
+        over the observed steps only."""
         self._check_skip_first(nll.shape[1])
-        return ops.mean(nll[:, self.skip_first:] if self.skip_first else nll)
+        if self.skip_first:
+            nll = nll[:, self.skip_first:]
+            mask = None if mask is None else mask[:, self.skip_first:]
+        if mask is None:
+            return ops.mean(nll)
+        weight = ops.cast(mask, "float32")
+        return ops.sum(nll * weight) / ops.maximum(ops.sum(weight), 1.0)
+
+    def _pooled_latents(self, z, mask):
+        """Latents pooled over batch × time, the observed frames only with a mask."""
+        pooled = ops.reshape(ops.cast(z, "float32"), (-1, z.shape[-1]))
+        if mask is None:
+            return pooled
+        from ..predictors._recursion import is_eager
+
+        if not is_eager(mask):
+            raise ValueError(
+                "An explicit entropy on masked sequences pools the observed frames only, "
+                "a data-dependent number of rows, which a compiled step (jax.jit, "
+                "tf.function) cannot hold: compile the model with run_eagerly=True, or "
+                "use the implicit entropy (entropy=None).")
+        keep = ops.convert_to_numpy(ops.reshape(mask, (-1,))).nonzero()[0]
+        return ops.take(pooled, ops.convert_to_tensor(keep, "int32"), axis=0)
 
     def compute_ldm_loss(self, x, training=False):
-        z, out = self._forward(x, training)
-        alignment = -self.mean_nll(out["nll"])
+        z, out, mask = self._forward_masked(x, training)
+        alignment = -self.mean_nll(out["nll"], mask)
         if self.entropy is None:
             ent = ops.zeros((), "float32")
         else:
-            pooled = ops.reshape(ops.cast(z, "float32"), (-1, z.shape[-1]))
-            ent = self.entropy(pooled)
+            ent = self.entropy(self._pooled_latents(z, mask))
         loss = -(alignment + self.entropy_weight * ent)
         return {"loss": loss, "alignment": alignment, "entropy": ent}
 
@@ -211,4 +310,5 @@ class PredictiveLDM(LDMModel):
             "noise_encoder": _serialize(self.noise_encoder),
             "clamp_radius": self.clamp_radius,
             "skip_first": self.skip_first,
+            "nan_as_missing": self.nan_as_missing,
         }

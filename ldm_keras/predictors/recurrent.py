@@ -1,16 +1,14 @@
-"""Nonlinear predictor of the next latent: an LSTM/GRU over the past (LDM_SPEC §4, last item)."""
-
-import math
+"""Nonlinear predictor of the next latent: an LSTM/GRU over the past (docs/spec.md §4)."""
 
 import keras
 from keras import ops
 
+from .._math import LOG_2PI
 from .._serialization import register
 from .._validation import check_choice, check_finite, check_int, check_positive
 
 __all__ = ["RecurrentPredictor"]
 
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @register
@@ -169,7 +167,7 @@ class RecurrentPredictor(keras.layers.Layer):
         err = target - pred
         nll = 0.5 * ops.sum(ops.square(err) / var + ops.log(var), axis=-1)
         if self.include_constant:
-            nll = nll + 0.5 * self.observation_dim * _LOG_2PI
+            nll = nll + 0.5 * self.observation_dim * LOG_2PI
         return {"prediction": pred, "variance": var, "nll": nll}
 
     def get_config(self):
