@@ -173,12 +173,17 @@ def test_sequence_recipe_trains_on_a_users_h5_file(tmp_path, capsys):
     out = tmp_path / "h5run"
     code = cli.main(["train", "--recipe", "kalman-ssl", "--dataset",
                      f"{path}:frames:state", "--window", "8", "--epochs", "1",
-                     "--batch-size", "16", "--out", str(out), "--quiet"])
+                     "--batch-size", "16", "--latent-dim", "3", "--learning-rate", "3e-4",
+                     "--seed", "5", "--out", str(out), "--quiet"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "r2" in metrics and "r2_untrained" in metrics
     run = json.loads((out / "run.json").read_text())
     assert run["window"] == 8 and run["stride"] == 4
+    # --latent-dim 3 (the targets are 2-wide, the default would be 2), --learning-rate, --seed
+    assert (run["latent_dim"], run["learning_rate"], run["seed"]) == (3, 3e-4, 5)
+    encoder = keras.saving.load_model(out / "encoder.keras", safe_mode=True)
+    assert encoder.output_shape == (None, 3)
     assert cli.main(["train", "--recipe", "cpc", "--dataset", f"{tmp_path}/nothere.h5:frames",
                      "--out", str(tmp_path / "x")]) == 2
     assert "nothere.h5" in _one_line_error(capsys)
@@ -265,6 +270,60 @@ def test_writes_are_atomic(tmp_path):
     assert os.listdir(tmp_path) == ["encoder.keras"]  # the temporary file is gone
     write_atomic(target, lambda tmp: open(tmp, "wb").write(b"new"), suffix=".keras")
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["encoder.keras"]
+
+
+def test_train_options_reach_the_training_job(monkeypatch, capsys):
+    """``--seed``, ``--learning-rate``, ``--batch-size`` (and, for a sequence recipe,
+    ``--latent-dim``, ``--stride``) are passed to the job as given, not dropped or
+    replaced by their defaults."""
+    from ldm_keras import jobs
+
+    seen = {}
+
+    def fake(kind):
+        def job(**kwargs):
+            seen[kind] = kwargs
+            return {"backend": "x", "epochs": 1, "metrics": {}, "train_seconds": 0.0,
+                    "encoder_path": "e"}
+        return job
+
+    monkeypatch.setattr(jobs, "train_multiview", fake("multiview"))
+    monkeypatch.setattr(jobs, "train_sequence", fake("sequence"))
+    assert cli.main(["train", "--recipe", "byol", "--seed", "7", "--learning-rate", "3e-4",
+                     "--batch-size", "64", "--quiet"]) == 0
+    got = seen["multiview"]
+    assert (got["recipe"], got["seed"], got["learning_rate"], got["batch_size"]) == (
+        "byol", 7, 3e-4, 64)
+    assert cli.main(["train", "--recipe", "kalman-ssl", "--dataset", "dotmotion-circular",
+                     "--seed", "3", "--learning-rate", "2e-4", "--latent-dim", "5",
+                     "--window", "12", "--stride", "3", "--quiet"]) == 0
+    got = seen["sequence"]
+    assert (got["seed"], got["learning_rate"], got["latent_dim"], got["window"],
+            got["stride"]) == (3, 2e-4, 5, 12, 3)
+    # the defaults: seed 0, the recipe's learning rate (None), batch size 256
+    assert cli.main(["train", "--recipe", "byol", "--quiet"]) == 0
+    got = seen["multiview"]
+    assert (got["seed"], got["learning_rate"], got["batch_size"]) == (0, None, 256)
+    capsys.readouterr()
+
+
+def test_zoo_info_json_is_the_entry_record(capsys):
+    """``zoo info --json`` prints only JSON, and it is :func:`ldm_keras.zoo.info` of the
+    entry: the index record, the config summary and the published metrics."""
+    from ldm_keras import zoo
+
+    assert cli.main(["zoo", "info", "digits-simclr", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)          # nothing but JSON
+    assert printed == json.loads(json.dumps(zoo.info("digits-simclr"), default=str))
+    assert printed["name"] == "digits-simclr" and printed["has_weights"] is True
+    metrics = json.loads(zoo.entry_files("digits-simclr")["metrics.json"].read_text())
+    assert printed["metrics"] == metrics and "probe_10" in metrics
+    # without --json: the card, then the short record
+    assert cli.main(["zoo", "info", "digits-simclr"]) == 0
+    out = capsys.readouterr().out
+    assert "## How to cite" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
 
 
 def test_evaluate_plots_and_reports_the_consistency_of_two_runs(digits_runs, capsys):

@@ -569,7 +569,7 @@ def test_outputs_float32_under_mixed_policy():
         assert keras.backend.standardize_dtype(out.dtype) == "float32", cls.__name__
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(scale=st.floats(0.1, 10.0), seed=st.integers(0, 2**16))
 def test_scale_equivariance(scale, seed):
     # H[a z] = H[z] + d log a: exact for the log-det (scaled jitter) and k-NN estimators.
