@@ -4,6 +4,8 @@
 * ``nox -s lint``       — ruff.
 * ``nox -s tutorials``  — every tutorial in fast mode on each backend.
 * ``nox -s bench``      — speed and memory benchmarks (ratios against baselines).
+* ``nox -s robustness`` — the robustness suite (recipes × seeds and learning rates,
+  identifiability on unseen systems, ICA), resumable; writes benchmarks/results/robustness.md.
 
 PyTorch is pinned to the CPU build ``torch==2.13.0`` here, in the test tooling only: an
 unpinned ``torch`` would pull a multi-GB CUDA build. Users choose their own torch.
@@ -72,3 +74,18 @@ def bench(session):
     session.install("dynamax", "tf_keras", TORCH_PIN)
     session.run("python", "benchmarks/run.py", *session.posargs,
                 env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session
+def robustness(session):
+    """Robustness suite (not CI: hours of CPU): every recipe over seeds and learning rates,
+    the identifiability suite of ``ldm_keras.data.systems`` and the ICA suite.
+
+    Each run writes one JSON under benchmarks/robustness/results/ and is skipped when it
+    exists, so the session resumes where it stopped. ``-- --quick`` runs one seed of a few
+    members only; ``-- --report`` only rebuilds benchmarks/results/robustness.md.
+    """
+    _install(session)
+    session.run("python", "benchmarks/robustness/run.py", *session.posargs,
+                env={"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax",
+                     "OMP_NUM_THREADS": "1"})

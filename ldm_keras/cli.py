@@ -13,16 +13,51 @@
 ``--backend`` picks the Keras backend; because Keras reads ``KERAS_BACKEND`` once, at
 import, the command re-executes itself with the variable set when it differs from the
 backend already loaded.
+
+Errors: a user error in ``train`` or ``evaluate`` (a bad value, a missing file, an
+``--out`` already used) prints one line, ``ldm-keras train: error: …`` (what was wrong and
+what was expected), and exits with 2; a run that did not train (most steps skipped as
+non-finite) exits with 1. ``--debug`` shows the traceback instead. Numbers are checked by
+argparse: counts must be integers ≥ 1, the learning rate a finite number > 0.
 """
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
 
 DEFAULT_RECIPE = "simclr"
 DEFAULT_DATASET = "digits"
+
+
+#: Exit code of a user error (as argparse's), and of a run that did not train.
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def _positive_int(text):
+    """argparse type: an integer >= 1 (0 would silently mean "the default")."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}") \
+            from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
+    return v
+
+
+def _positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text!r}")
+    return v
 
 
 def _parser():
@@ -39,23 +74,24 @@ def _parser():
                    "path/to/file.h5:frames[:targets]")
     t.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                    dest="backend_sub", help=argparse.SUPPRESS)
-    t.add_argument("--epochs", type=int, default=None, help="epochs (recipe default)")
-    t.add_argument("--batch-size", type=int, default=None,
+    t.add_argument("--epochs", type=_positive_int, default=None, help="epochs (recipe default)")
+    t.add_argument("--batch-size", type=_positive_int, default=None,
                    help="batch size (default 256; sequence recipes 32)")
-    t.add_argument("--learning-rate", type=float, default=None)
+    t.add_argument("--learning-rate", type=_positive_float, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="output folder (default runs/RECIPE-DATASET)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--sequences", type=int, default=None,
+    t.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    t.add_argument("--sequences", type=_positive_int, default=None,
                    help="sequence recipes: training sequences of a generated dataset")
-    t.add_argument("--test-sequences", type=int, default=None,
+    t.add_argument("--test-sequences", type=_positive_int, default=None,
                    help="sequence recipes: held-out sequences of a generated dataset")
-    t.add_argument("--window", type=int, default=None,
+    t.add_argument("--window", type=_positive_int, default=None,
                    help="sequence recipes: window length (default: whole generated "
                    "sequences; 32 for HDF5 recordings)")
-    t.add_argument("--stride", type=int, default=None,
+    t.add_argument("--stride", type=_positive_int, default=None,
                    help="sequence recipes: steps between windows (default window/2)")
-    t.add_argument("--latent-dim", type=int, default=None,
+    t.add_argument("--latent-dim", type=_positive_int, default=None,
                    help="sequence recipes: latent size (Kalman: ground truth's, else 8)")
 
     e = sub.add_parser("evaluate", help="evaluate a trained encoder folder (from train); "
@@ -64,6 +100,7 @@ def _parser():
                    help="a run folder; a second one reports the two runs' consistency")
     e.add_argument("--plot", action="store_true",
                    help="also write embedding.png (held-out embeddings, PCA) into each folder")
+    e.add_argument("--debug", action="store_true", help="show the traceback of an error")
     e.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                    dest="backend_sub", help=argparse.SUPPRESS)
 
@@ -116,15 +153,31 @@ def main(argv=None):
         for name in recipes.names():
             print(recipes.describe(name))
         return 0
-    if args.command == "train":
-        return _train(args)
-    if args.command == "evaluate":
-        return _evaluate(args)
+    if args.command in ("train", "evaluate"):
+        return _guarded(_train if args.command == "train" else _evaluate, args)
     if args.command == "zoo":
         from .zoo.cli import run as _run_zoo
 
         return _run_zoo(args)
     return 2
+
+
+def _guarded(command, args):
+    """Run ``command(args)``; a user error becomes one line on stderr and exit code 2, a run
+    that did not train exit code 1 (``--debug``: the traceback)."""
+    from .jobs import TrainingFailedError
+
+    try:
+        return command(args)
+    except (ValueError, OSError, TrainingFailedError) as e:
+        if args.debug:
+            raise
+        text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(e)).split()) or type(e).__name__
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+            text = f"{text}: {e.filename}"
+        print(f"ldm-keras {args.command}: error: {text} (--debug shows the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILED if isinstance(e, TrainingFailedError) else EXIT_USAGE
 
 
 def _train(args):
@@ -180,20 +233,13 @@ def _test_embeddings(path):
     """``(run, z, labels)``: the held-out embeddings of a run folder's saved encoder —
     the test images (labels: their classes) or the test windows' per-frame latents
     ``(B, T, L)`` (labels ``None``)."""
-    import keras
     import numpy as np
 
+    from . import jobs
     from .data.datasets import load_image_dataset, load_sequence_dataset
     from .evaluation.encoders import FrameEncoder, encode_sequences
 
-    run_file, enc_file = os.path.join(path, "run.json"), os.path.join(path, "encoder.keras")
-    for f in (run_file, enc_file):
-        if not os.path.exists(f):
-            raise ValueError(f"{path!r} lacks {os.path.basename(f)}; was it written by "
-                             "`ldm-keras train`?")
-    with open(run_file) as f:
-        run = json.load(f)
-    encoder = keras.saving.load_model(enc_file, safe_mode=True)
+    run, encoder = jobs.load_run(path)
     if run.get("kind") == "sequence":
         _, (x, _), _ = load_sequence_dataset(
             run["dataset"], run.get("sequences"), run.get("test_sequences"), run.get("window"),

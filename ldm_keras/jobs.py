@@ -14,10 +14,22 @@ and saves
 :func:`train_sequence` does the same for the sequence recipes on sequence datasets (the
 held-out R² of an affine read-out of the ground truth), and :func:`evaluate_run`
 re-evaluates a folder written by either.
+
+Outputs are safe (docs/reliability.md): ``out`` is checked and created before any data is
+loaded or step taken (an existing file, an unwritable place, or a folder that already
+holds a run or a run in progress is refused with a ``ValueError``; a ``.lock`` file held
+for the run, removed at its end, refuses a second run on the same ``out``); every file is
+written atomically (a temporary file in the same folder, flushed to disk, then renamed),
+so a full disk or a kill leaves no truncated ``encoder.keras``; ``run.json`` holds
+absolute paths (``out``, ``encoder``, and the dataset when it is a file), so ``evaluate``
+works from any directory. A run whose steps were mostly skipped as non-finite raises
+:class:`TrainingFailedError` and saves nothing.
 """
 
+import contextlib
 import json
 import os
+import tempfile
 import time
 
 import keras
@@ -30,6 +42,110 @@ from .data.datasets import H5_TEST_FRACTION, H5_WINDOW, load_image_dataset, load
 from .data.pairs import same_class_pairs
 from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
 from .models.encoders import conv_encoder, mlp, resnet18
+from .models.fitdata import SKIPPED_STEPS_LIMIT, skipped_steps
+
+#: The file that marks a folder as holding a run in progress.
+LOCK_FILE = ".lock"
+
+
+class TrainingFailedError(RuntimeError):
+    """The run did not train: most of its steps were skipped as non-finite."""
+
+
+@contextlib.contextmanager
+def output_folder(out):
+    """Check and create ``out`` before any work; hold ``out/.lock`` for the run.
+
+    Refused with a ``ValueError`` naming ``out``: an existing file, a folder that already
+    holds ``run.json`` (a finished run) or ``.lock`` (a run in progress, or one that was
+    killed: remove the file), a place that cannot be created or written. Yields the
+    absolute path; the lock is removed when the run ends, also on an error.
+    """
+    path = os.path.abspath(os.path.expanduser(str(out)))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`out` must be a folder; {path!r} is an existing file.")
+    for name, what in (("run.json", "already holds a finished run"),
+                       (LOCK_FILE, "is in use by another run (or one that was killed: "
+                                   f"remove {LOCK_FILE} if none is running)")):
+        if os.path.exists(os.path.join(path, name)):
+            raise ValueError(f"`out` {path!r} {what}; expected a new or empty folder "
+                             "(choose another --out, or remove the old run).")
+    lock = os.path.join(path, LOCK_FILE)
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise ValueError(f"`out` {path!r} is in use by another run; expected a folder "
+                         "no other run writes to.") from None
+    except OSError as e:
+        raise ValueError(f"`out` {path!r} cannot be created or written ({e.strerror}); "
+                         "expected a writable folder.") from None
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(lock)
+
+
+def _fsync_dir(folder):
+    with contextlib.suppress(OSError):  # not every file system syncs a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path, write, suffix=""):
+    """Write ``path`` through ``write(tmp_path)`` to a temporary file in the same folder,
+    flush it to disk and rename it over ``path``: readers see the old file or the whole
+    new one, never a part. ``suffix`` is the temporary name's ending (``.keras``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix,
+                               dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _save_model(model, path):
+    write_atomic(path, lambda tmp: model.save(tmp, overwrite=True), suffix=".keras")
+
+
+def _save_json(obj, path, **kwargs):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, **kwargs)
+
+    write_atomic(path, write)
+
+
+def _absolute_dataset(name):
+    """A dataset name with its file made absolute (``path.h5:key`` → ``/abs/path.h5:key``)."""
+    name = str(name)
+    if ".h5:" in name:
+        head, rest = name.split(".h5:", 1)
+        return os.path.abspath(head + ".h5") + ":" + rest
+    return os.path.abspath(name) if name.endswith(".h5") else name  # "digits" stays a name
+
+
+def _check_trained(model, history):
+    skipped, total = skipped_steps(history)
+    if total and skipped > SKIPPED_STEPS_LIMIT * total:
+        raise TrainingFailedError(
+            f"{skipped} of the {total} training steps were skipped as non-finite (NaN/inf "
+            "loss or gradient): the encoder has not trained and nothing was saved; check "
+            "the data for NaN/inf or huge values, and the learning rate.")
 
 #: Per-dataset defaults: encoder factory, view preset, epochs, optimizer, learning rate
 #: and schedule, and recipe settings tuned for the dataset. On the 8×8 digits the sphere
@@ -130,6 +246,14 @@ def train_multiview(recipe="simclr", dataset="digits",
         >>> result["metrics"]["probe_10"]
     """
     recipes.get(recipe)
+    out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}")
+    with output_folder(out) as out:
+        return _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed,
+                                out, verbose, monitor, overrides)
+
+
+def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, out,
+                     verbose, monitor, overrides):
     keras.utils.set_random_seed(seed)
     train, test = load_image_dataset(dataset, seed=0)
     xtr = train[0]
@@ -152,27 +276,26 @@ def train_multiview(recipe="simclr", dataset="digits",
     optimizer = describe_optimizer(model.optimizer)
     t0 = time.time()
     watch = [RepresentationMonitor(xtr[:512])] if monitor else []
-    model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)), verbose=verbose,
-              shuffle=True, callbacks=recipes.callbacks(recipe, epochs) + watch)
+    history = model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)),
+                        verbose=verbose, shuffle=True,
+                        callbacks=recipes.callbacks(recipe, epochs) + watch)
     train_seconds = time.time() - t0
+    _check_trained(model, history)
     metrics = evaluate_encoder(model.encoder, train, test, head=model.projector,
                                clustering=recipe == "categorical")
 
-    out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}")
-    os.makedirs(out, exist_ok=True)
     encoder_path = os.path.join(out, "encoder.keras")
-    model.encoder.save(encoder_path)
+    _save_model(model.encoder, encoder_path)
     if model.projector is not None:
-        model.projector.save(os.path.join(out, "head.keras"))
-    run = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
-           "learning_rate": learning_rate, "optimizer": optimizer, "seed": seed,
-           "backend": keras.backend.backend(),
-           "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
-           "settings": settings}
-    with open(os.path.join(out, "run.json"), "w") as f:
-        json.dump(run, f, indent=2, default=str)
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+        _save_model(model.projector, os.path.join(out, "head.keras"))
+    run = {"recipe": recipe, "dataset": _absolute_dataset(dataset), "epochs": epochs,
+           "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
+           "seed": seed,
+           "backend": keras.backend.backend(), "keras": keras.__version__,
+           "train_seconds": round(train_seconds, 2), "settings": settings, "out": out,
+           "encoder": encoder_path}
+    _save_json(metrics, os.path.join(out, "metrics.json"))
+    _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     final = {k: v for k, v in watch[0].records[-1].items() if k not in ("step", "epoch")} \
         if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
@@ -180,11 +303,11 @@ def train_multiview(recipe="simclr", dataset="digits",
             "optimizer": optimizer, "monitor": final, "model": model}
 
 
-def evaluate_run(path):
-    """Re-evaluate a folder written by :func:`train_multiview` (any backend).
+def load_run(path):
+    """``(run, encoder)``: a run folder's ``run.json`` and its encoder (safe mode).
 
     Example:
-        >>> evaluate_run("runs/simclr-digits")      # {"probe_full": ..., ...}
+        >>> run, encoder = load_run("runs/simclr-digits")
     """
     if not os.path.isdir(path):
         raise ValueError(f"{path!r} is not a folder written by `ldm-keras train`.")
@@ -196,7 +319,16 @@ def evaluate_run(path):
                              "`ldm-keras train`?")
     with open(run_file) as f:
         run = json.load(f)
-    encoder = keras.saving.load_model(enc_file, safe_mode=True)
+    return run, keras.saving.load_model(enc_file, safe_mode=True)
+
+
+def evaluate_run(path):
+    """Re-evaluate a folder written by :func:`train_multiview` (any backend).
+
+    Example:
+        >>> evaluate_run("runs/simclr-digits")      # {"probe_full": ..., ...}
+    """
+    run, encoder = load_run(path)
     if run.get("kind") == "sequence":
         return _evaluate_sequence_run(encoder, run)
     head_file = os.path.join(path, "head.keras")
@@ -268,6 +400,16 @@ def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=Non
     if r.kind != "sequence":
         raise ValueError(f"Recipe {recipe!r} is a {r.kind} recipe; train_sequence takes one "
                          f"of {sorted(recipes.names('sequence'))}.")
+    out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}".replace(":", "-"))
+    with output_folder(out) as out:
+        return _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, out,
+                               verbose, sequences, test_sequences, window, stride,
+                               latent_dim, train_length, evaluate_untrained, overrides)
+
+
+def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, out, verbose,
+                    sequences, test_sequences, window, stride, latent_dim, train_length,
+                    evaluate_untrained, overrides):
     keras.utils.set_random_seed(seed)
     train, test, info = load_sequence_dataset(dataset, sequences, test_sequences, window,
                                               stride, seed=seed, train_length=train_length)
@@ -295,17 +437,17 @@ def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=Non
     history = model.fit(xtr, epochs=epochs, batch_size=batch_size, shuffle=True,
                         verbose=verbose, callbacks=recipes.callbacks(recipe, epochs))
     train_seconds = time.time() - t0
+    _check_trained(model, history)
     losses = [float(v) for v in history.history["loss"]]
     metrics = evaluate_sequence_model(model, train, test, SEQUENCE_DEFAULTS["readout_sequences"])
     if "r2" in initial:
         metrics["r2_untrained"] = initial["r2"]
     metrics["final_loss"] = losses[-1]
 
-    out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}".replace(":", "-"))
-    os.makedirs(out, exist_ok=True)
     encoder_path = os.path.join(out, "encoder.keras")
-    model.encoder.save(encoder_path)
-    run = {"kind": "sequence", "recipe": recipe, "dataset": dataset, "epochs": epochs,
+    _save_model(model.encoder, encoder_path)
+    run = {"kind": "sequence", "recipe": recipe, "dataset": _absolute_dataset(dataset),
+           "epochs": epochs, "out": out, "encoder": encoder_path,
            "batch_size": batch_size, "learning_rate": learning_rate
            or recipes.get(recipe).defaults["learning_rate"], "seed": seed,
            "sequences": sequences, "test_sequences": test_sequences, "window": window,
@@ -314,10 +456,8 @@ def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=Non
            "sequence_length": int(xtr.shape[1]), "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
            "loss_per_epoch": losses, "settings": overrides, **info}
-    with open(os.path.join(out, "run.json"), "w") as f:
-        json.dump(run, f, indent=2, default=str)
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    _save_json(metrics, os.path.join(out, "metrics.json"))
+    _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
             "history": losses, "model": model}

@@ -7,6 +7,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run (a failure is reproducible, CI is
+# not flaky); the tests also say derandomize=True themselves.
+settings.register_profile("ldm_keras", derandomize=True, deadline=None)
+settings.load_profile("ldm_keras")
 
 BACKEND = keras.backend.backend()
 

@@ -95,8 +95,22 @@ def gradients(fn, inputs, variables=()):
     raise NotImplementedError(BACKEND)
 
 
+def structure(x):
+    """The nesting of ``x`` with every leaf replaced by ``"*"``: dict keys, list lengths."""
+    if isinstance(x, dict):
+        return {k: structure(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [structure(v) for v in x]
+    return "*"
+
+
 def assert_allclose(a, b, rtol=1e-5, atol=1e-6, msg=""):
-    for x, y in zip(_flatten(to_numpy(a)), _flatten(to_numpy(b))):
+    """Every leaf of ``a`` close to the same leaf of ``b``; the two must have the same
+    structure (the same dict keys, list lengths): a missing or extra output fails."""
+    a, b = to_numpy(a), to_numpy(b)
+    assert structure(a) == structure(b), (
+        f"{msg}: the outputs differ in structure: {structure(a)} vs {structure(b)}")
+    for x, y in zip(_flatten(a), _flatten(b), strict=True):
         np.testing.assert_allclose(np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"),
                                    rtol=rtol, atol=atol, err_msg=msg)
 
@@ -144,6 +158,10 @@ def run_layer_test(
         got = [tuple(o.shape) for o in _flatten(out)]
         want = _flatten_shapes(expected_output_shape)
         assert got == want, f"{layer_cls.__name__}: output shapes {got}, expected {want}"
+        if isinstance(expected_output_shape, dict):
+            assert isinstance(out, dict) and set(out) == set(expected_output_shape), (
+                f"{layer_cls.__name__}: outputs {sorted(out) if isinstance(out, dict) else out}"
+                f", expected the keys {sorted(expected_output_shape)}")
     try:
         computed = layer.compute_output_shape(*[x.shape for x in inputs])
     except NotImplementedError:

@@ -240,3 +240,26 @@ def test_nonfinite_ignore_lets_nan_in():
     model, history, _ = _trained("plane-kde", (a1, a2), nonfinite="ignore")
     assert "skipped_steps" not in history.history
     assert not all(np.all(np.isfinite(w)) for w in _weights(model))
+
+
+@pytest.mark.parametrize("nonfinite", ["skip", "ignore"])
+def test_a_nonfinite_update_is_skipped(nonfinite):
+    """A finite loss and gradient whose update is NaN (a NaN learning rate): under "skip"
+    the new weights are checked too, every step is skipped and the weights stay as they
+    were; under "ignore" (the control) the NaN reaches the weights."""
+    a1, a2 = _pairs(16, seed=1)
+    model = _model()
+    init = [w.copy() for w in _weights(model)]
+    model.compile(keras.optimizers.Adam(float("nan")), lr_multipliers={"default": 1.0},
+                  nonfinite=nonfinite)
+    history = model.fit((a1, a2), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    if nonfinite == "ignore":
+        assert not all(np.all(np.isfinite(w)) for w in _weights(model))
+        return
+    assert history.history["skipped_steps"] == [2.0]
+    for w, r in zip(_weights(model), init):
+        np.testing.assert_array_equal(w, r)
+    slots = [o for v, o in zip(model.optimizer.variables, _optimizer_state(model))
+             if "learning_rate" not in v.path]          # the NaN rate itself is state
+    assert all(np.all(np.isfinite(o)) for o in slots)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0

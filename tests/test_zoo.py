@@ -105,7 +105,7 @@ def test_full_predictive_model_reproduces_predictions(name):
         expected = np.asarray(f["outputs"]["prediction"])
     out = model(seq, training=False)
     pred = keras.ops.convert_to_numpy(out["prediction"])
-    np.testing.assert_allclose(pred, expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(pred, expected, rtol=0, atol=1e-5)   # README: to 1e-5
     if "prediction_cov" in out:  # Kalman entries return S_t after loading
         cov = keras.ops.convert_to_numpy(out["prediction_cov"])
         assert cov.shape == seq.shape[:2] + (pred.shape[-1],) * 2
@@ -117,7 +117,9 @@ def test_verify_eval_reproduces_the_card(name):
     assert report["ok"], report
     stored = json.loads((ZOO / name / "metrics.json").read_text())
     headline = stored["headline"]
-    assert abs(report["eval"]["recomputed"] - stored[headline]) <= 0.01
+    # recomputed on every backend to the stored value (one of the 540 test samples
+    # classified otherwise would move an accuracy by 1.9e-3)
+    assert abs(report["eval"]["recomputed"] - stored[headline]) <= 1e-4
 
 
 @pytest.mark.slow

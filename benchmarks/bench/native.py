@@ -77,9 +77,9 @@ class Backend:
     def numpy(self, t):
         import numpy as np
 
-        if self.name == "torch":
+        if self.name == "torch" and hasattr(t, "detach"):
             return t.detach().cpu().numpy()
-        return np.asarray(t)
+        return np.asarray(t)  # also the Python floats of train_on_batch(return_dict=True)
 
     # -- value and gradient ------------------------------------------------------------
     def value_and_grad(self, f):

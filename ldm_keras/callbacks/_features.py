@@ -29,6 +29,14 @@ def check_space(space):
     return space
 
 
+def check_callable(features):
+    """``features``: ``None`` or a callable ``(model, x) -> array``."""
+    if features is not None and not callable(features):
+        raise ValueError(f"`features` must be None or a callable (model, x) -> array; "
+                         f"received {features!r}.")
+    return features
+
+
 def run(layer, x, batch_size):
     """``layer(x)`` in inference mode, in chunks of ``batch_size``, as float64 NumPy."""
     x = np.asarray(x)

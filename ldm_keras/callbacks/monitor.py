@@ -139,10 +139,7 @@ class RepresentationMonitor(keras.callbacks.Callback):
         self.min_shrink = _check_threshold(min_shrink, "min_shrink")
         self.warn = bool(warn)
         self.alignment = bool(alignment)
-        if features is not None and not callable(features):
-            raise ValueError(f"`features` must be None or a callable (model, x) -> array; "
-                             f"received {features!r}.")
-        self.features = features
+        self.features = _features.check_callable(features)
         self.batch_size = int(batch_size)
         self.prefix = str(prefix)
         self.records = []

@@ -163,10 +163,7 @@ class OnlineProbe(keras.callbacks.Callback):
                              f"{knn_metric!r}.")
         self.knn_k, self.knn_metric = knn_k, knn_metric
         self.space = _features.check_space(space)
-        if features is not None and not callable(features):
-            raise ValueError(f"`features` must be None or a callable (model, x) -> array; "
-                             f"received {features!r}.")
-        self.features = features
+        self.features = _features.check_callable(features)
         self.batch_size = int(batch_size)
         self.prefix = str(prefix)
         self.classes_ = np.unique(self.y_labelled)

@@ -89,6 +89,28 @@ def _h5_series(f, key, path):
                      f"{arrays.dataset_names(f)}.")
 
 
+#: Rows read at a time when a recording is checked for NaN / inf.
+_CHECK_ROWS = 4096
+
+
+def check_finite_rows(series, key, path):
+    """Raise a ``ValueError`` naming the first row (time step) of a recording that holds
+    NaN or inf, before any training: one non-finite frame makes every step that sees it
+    non-finite. The series are read ``_CHECK_ROWS`` rows at a time."""
+    for i, s in enumerate(series):
+        for lo in range(0, s.shape[0], _CHECK_ROWS):
+            chunk = np.asarray(s[lo: lo + _CHECK_ROWS])
+            if not np.issubdtype(chunk.dtype, np.floating):
+                break  # integers and bools hold no NaN
+            bad = np.flatnonzero(~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1))
+            if bad.size:
+                where = f"series {i} of {key!r}" if len(series) > 1 else repr(key)
+                raise ValueError(
+                    f"{path!r}: row {lo + int(bad[0])} of {where} holds NaN or inf; "
+                    "expected finite values in every row — remove or interpolate such "
+                    "rows before training.")
+
+
 def load_sequence_dataset(name, sequences=None, test_sequences=None, window=None,
                           stride=None, seed=0, train_length=None):
     """``((x_train, y_train), (x_test, y_test), info)`` for a sequence dataset.
@@ -154,6 +176,9 @@ def load_sequence_dataset(name, sequences=None, test_sequences=None, window=None
     with arrays.open_h5(path) as f:
         series = _h5_series(f, key, path)
         targets = _h5_series(f, tkey, path) if tkey else None
+        check_finite_rows(series, key, path)
+        if targets is not None:
+            check_finite_rows(targets, tkey, path)
         if targets is not None and len(targets) != len(series):
             raise ValueError(f"{tkey!r} holds {len(targets)} series, {key!r} {len(series)}; "
                              "expected one target array per series.")

@@ -13,45 +13,46 @@ from ._common import (
     f32,
     num_features,
     num_rows,
+    row_squared_distances,
     squared_distances,
 )
 from .base import EntropyEstimator
 
 
-def _kth_smallest(d2, k, big):
-    """Per row, the ``k``-th smallest entry of ``d2`` (duplicates counted separately).
+def _kth_neighbour(d2, k, big):
+    """Per row, the index of the ``k``-th smallest entry of ``d2`` (duplicates counted
+    separately).
 
     JAX and TensorFlow (XLA): ``top_k`` over the rows of an ``N × N`` matrix is a sort and
     much slower than the alternative used here (RESULTS.md, "Implementation choices"):
     ``k - 1`` passes that each add ``big`` at one arg-min per row (so exactly one entry
-    leaves per pass, as in ``top_k``), then a row minimum. The gradient reaches the same
-    entry as ``top_k``'s.
+    leaves per pass, as in ``top_k``), then a row arg-min.
     """
     n_rows = ops.shape(d2)[0]
     for _ in range(k - 1):
         d2 = d2 + big * ops.one_hot(ops.argmin(d2, axis=1), n_rows, dtype="float32")
-    return ops.min(d2, axis=1)
+    return ops.argmin(d2, axis=1)
 
 
-def _kth_neighbour_sq_torch(z, k):
-    """PyTorch: squared distance from each row of ``z`` to its ``k``-th nearest other row.
+def _kth_neighbour_torch(z, k):
+    """PyTorch: the index of each row's ``k``-th nearest other row of ``z``.
 
-    ``torch.cdist`` (matrix-product form for large batches, one fused backward) and
-    ``topk``; the diagonal is excluded by adding a large value at the diagonal indices
-    (``index_put``, out of place), so no ``N × N`` identity is built. In eager PyTorch it
-    is faster than the backend-agnostic path (RESULTS.md, "Implementation choices"), with
-    the same values and gradients up to float rounding; the one backend-specific path
-    outside :mod:`ldm_keras.models.trainers`.
+    ``torch.cdist`` and ``topk``; the diagonal is excluded by adding a large value at the
+    diagonal indices (``index_put``, out of place), so no ``N × N`` identity is built. In
+    eager PyTorch it is faster than the backend-agnostic path (RESULTS.md,
+    "Implementation choices"); the one backend-specific path outside
+    :mod:`ldm_keras.models.trainers`. Only the choice of neighbour is made here (no
+    gradient); the radius is recomputed by the shared code.
     """
     import torch
 
-    dist = torch.cdist(z, z)
-    n = dist.shape[0]
-    idx = torch.arange(n, device=dist.device)
-    big = 2.0 * dist.detach().max() + 1.0
-    dist = dist.index_put((idx, idx), big.expand(n), accumulate=True)
-    r = torch.topk(dist, k, dim=1, largest=False).values[:, k - 1]
-    return r * r
+    with torch.no_grad():
+        dist = torch.cdist(z, z)
+        n = dist.shape[0]
+        idx = torch.arange(n, device=dist.device)
+        big = 2.0 * dist.max() + 1.0
+        dist = dist.index_put((idx, idx), big.expand(n), accumulate=True)
+        return torch.topk(dist, k, dim=1, largest=False).indices[:, k - 1]
 
 
 @register
@@ -70,12 +71,16 @@ class KNNEntropy(EntropyEstimator):
     With ``include_constant=False`` only ``d · mean_i log r_k(i)`` is returned (the part
     that depends on ``z``).
 
-    Computation: squared distances from one matrix product (``N × N``, never
-    ``N × N × d``), a large value added to the diagonal to exclude self-pairs, and the
-    ``k``-th smallest per row: on JAX/TensorFlow ``k - 1`` arg-min passes and a minimum
-    (XLA's ``top_k`` is a slow sort); on PyTorch ``torch.cdist`` (the same matrix-product
-    form, with one fused backward) and ``topk``. The logarithm is taken
-    as ``½ log(r² + eps)`` so that duplicate points give a finite value and gradient.
+    Computation: the neighbours are chosen from squared distances of one matrix product
+    (``N × N``, never ``N × N × d``) with a large value added to the diagonal to exclude
+    self-pairs — on JAX/TensorFlow ``k - 1`` arg-min passes and an arg-min (XLA's
+    ``top_k`` is a slow sort), on PyTorch ``torch.cdist`` and ``topk`` — without
+    gradient; then each radius ``r_k(i)² = ‖z_i - z_j‖²`` is recomputed from the
+    difference with the chosen neighbour ``j`` (``N × d``). The matrix-product form
+    rounds (``‖a‖² + ‖a‖² - 2aᵀa`` is not 0, and differs between backends); the
+    difference is exact, so duplicated points have radius exactly 0 and ties give the same
+    value on every backend. The logarithm is taken as ``½ log(r² + eps)`` so that
+    duplicate points give a finite value and gradient.
 
     Outliers: with ``clip_quantile = q`` the radii are clipped from above at the batch's
     ``q``-quantile (linear interpolation, computed on ``log r_k``) — the quantile is
@@ -124,13 +129,14 @@ class KNNEntropy(EntropyEstimator):
         z = f32(z)
         d = num_features(z)
         if keras.backend.backend() == "torch":
-            r2 = _kth_neighbour_sq_torch(z, self.k)
+            j = _kth_neighbour_torch(z, self.k)
         else:
-            d2 = squared_distances(z, z)
-            big = 2.0 * ops.stop_gradient(ops.max(d2)) + 1.0
+            d2 = squared_distances(ops.stop_gradient(z), ops.stop_gradient(z))
+            big = 2.0 * ops.max(d2) + 1.0
             n_rows = ops.shape(d2)[0]
             d2 = d2 + big * ops.eye(n_rows, dtype="float32")
-            r2 = _kth_smallest(d2, self.k, big)
+            j = _kth_neighbour(d2, self.k, big)
+        r2 = row_squared_distances(z, j)
         log_r = 0.5 * ops.log(r2 + self.eps)
         if self.clip_quantile is not None:
             cap = ops.stop_gradient(ops.quantile(log_r, self.clip_quantile))

@@ -16,6 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .._validation import check_features
 from .dynamics import fit_affine_readout
 
 __all__ = ["Consistency", "consistency"]
@@ -33,12 +34,7 @@ def _embedding(z, name):
     if z.ndim != 2:
         raise ValueError(f"`{name}` must have shape (samples, features) or (batch, time, "
                          f"features); received shape {np.shape(z)}.")
-    if not np.issubdtype(z.dtype, np.number):
-        raise ValueError(f"`{name}` must be numeric; received dtype {z.dtype}.")
-    z = z.astype("float64")
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
-    return z
+    return check_features(z, name)
 
 
 def _r2(y, pred, multioutput):

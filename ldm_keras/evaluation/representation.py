@@ -23,24 +23,18 @@ Example:
 
 import numpy as np
 
+from .._validation import check_features
+
 __all__ = ["alignment", "dimension_std", "effective_rank", "normalize_rows", "uniformity"]
 
 
 def _embeddings(z, name="z", min_samples=1):
-    z = np.asarray(z)
-    if z.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D array (samples, features); received "
-                         f"shape {z.shape}.")
-    if not np.issubdtype(z.dtype, np.number):
-        raise ValueError(f"`{name}` must be numeric; received dtype {z.dtype}.")
-    z = z.astype("float64")
+    z = check_features(z, name)
     if z.shape[0] < min_samples:
         raise ValueError(f"`{name}` needs at least {min_samples} samples; received "
                          f"{z.shape[0]}.")
     if z.shape[1] < 1:
         raise ValueError(f"`{name}` needs at least one feature; received shape {z.shape}.")
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
     return z
 
 

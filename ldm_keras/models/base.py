@@ -15,6 +15,13 @@ every :class:`~ldm_keras.models.optimizers.GroupedOptimizer` clone included) and
 targets keep their values — and is counted in the ``skipped_steps`` metric. ``"raise"``
 does the same and then stops ``fit`` with :class:`NonFiniteStepError` naming the step;
 ``"ignore"`` applies every update unchecked. See docs/reliability.md.
+
+``fit`` checks its data before any step (:mod:`.fitdata`: no targets, real numbers, no
+integer images, enough samples, a last batch too small for the estimator left out with a
+warning) and warns when most steps were skipped. Saved weights carry the states of the
+random seed generators (view augmentations, dropout) next to the weights, so
+``BackupAndRestore`` resumes a run with views exactly; a model reloaded from ``.keras``
+is compiled again with its saved optimizer and trains on.
 """
 
 import zipfile
@@ -23,8 +30,12 @@ import keras
 from keras import ops
 
 from .._validation import check_choice, check_positive
+from .fitdata import check_fit_inputs, warn_if_mostly_skipped
 from .optimizers import GroupedOptimizer
 from .trainers import Trainer
+
+#: The prefix of the seed-generator states in a model's own saved variables.
+SEED_STATE_KEY = "seed_state_"
 
 #: The values of ``LDMModel(nonfinite=...)``.
 NONFINITE_POLICIES = ("skip", "raise", "ignore")
@@ -190,6 +201,54 @@ class LDMModel(Trainer, keras.Model):
             optimizer.group_names = lambda: set(self.variable_groups())
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self):
+        """What ``compile`` needs again after ``keras.saving.load_model``: the optimizer
+        (with its per-group clones) and ``steps_per_execution``. ``jit_compile`` and
+        ``run_eagerly`` are left to the backend that loads the model."""
+        config = super().get_compile_config()
+        return {k: config[k] for k in ("optimizer", "steps_per_execution") if k in config}
+
+    def compile_from_config(self, config):
+        """Compile a model loaded from ``.keras`` with its saved optimizer, so that ``fit``
+        trains on (Keras skips this for models that override ``compile``)."""
+        config = keras.saving.deserialize_keras_object(config)
+        if not isinstance(config, dict) or config.get("optimizer") is None:
+            return
+        self.compile(optimizer=config["optimizer"],
+                     steps_per_execution=config.get("steps_per_execution", 1))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _seed_states(self):
+        """The seed-generator states of the model and its layers (not in ``weights``)."""
+        weights = {id(w) for w in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
+    def save_own_variables(self, store):
+        """Keras' own variables, then the random seed states (``seed_state_0``, …), so a
+        restored model draws the same views and dropout masks as the saved one."""
+        super().save_own_variables(store)
+        for i, v in enumerate(self._seed_states()):
+            store[f"{SEED_STATE_KEY}{i}"] = v
+
+    def load_own_variables(self, store):
+        """Inverse of :meth:`save_own_variables`; a file without seed states (older, or
+        written by ``keras.Model``) leaves the current seed states as they are."""
+        keys = list(store.keys())
+        seeds = sorted((k for k in keys if k.startswith(SEED_STATE_KEY)),
+                       key=lambda k: int(k[len(SEED_STATE_KEY):]))
+        super().load_own_variables({k: store[k] for k in keys if k not in seeds})
+        if not seeds:
+            return
+        states = self._seed_states()
+        if len(seeds) != len(states):
+            raise ValueError(
+                f"The saved {type(self).__name__} holds {len(seeds)} random seed states, "
+                f"this model has {len(states)} (its augmentations or dropout layers "
+                "differ): expected the same architecture as the saved model.")
+        for key, v in zip(seeds, states):
+            v.assign(store[key])
+
     @property
     def min_batch_size(self):
         """The smallest batch this model's entropy estimator accepts."""
@@ -197,21 +256,34 @@ class LDMModel(Trainer, keras.Model):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
             callbacks=None, **kwargs):
-        """``keras.Model.fit``, after checking the data and that the batch size suits the estimator.
+        """``keras.Model.fit``, after checking the data before any step.
 
-        Under ``nonfinite="raise"`` a :class:`NonFiniteGuard` callback is added.
+        Refused with a ``ValueError`` naming the argument: targets ``y`` (LDM is
+        self-supervised; two views go in one tuple, ``fit((x1, x2))``), strings, integer
+        images or frames (rank ≥ 3, or any integer data when the model makes views:
+        divide by 255 for 8-bit pixels), empty data, fewer samples or a smaller
+        ``batch_size`` than the estimator needs (:attr:`min_batch_size`), a model that is
+        not compiled. A last partial batch smaller than :attr:`min_batch_size` is left
+        out, the same on every backend, with a ``PartialBatchWarning``; see
+        :mod:`ldm_keras.models.fitdata`. Under ``nonfinite="raise"`` a
+        :class:`NonFiniteGuard` callback is added; when more than half of the steps were
+        skipped as non-finite, a ``SkippedStepsWarning`` says so.
         """
-        if batch_size is not None and batch_size < self.min_batch_size:
+        if not getattr(self, "compiled", False) or getattr(self, "optimizer", None) is None:
             raise ValueError(
-                f"{type(self).__name__} needs batches of at least {self.min_batch_size} "
-                f"samples for its entropy estimator; received batch_size={batch_size}."
-            )
+                f"{type(self).__name__} must be compiled before fit: call "
+                "`model.compile(optimizer=...)` first (a model loaded with "
+                "`keras.saving.load_model(..., compile=False)`, or saved before it was "
+                "compiled, is not compiled).")
         _check_not_empty(x)
+        x, kwargs = check_fit_inputs(self, x, y, batch_size, kwargs)
         callbacks = list(callbacks or [])
         if self.nonfinite == "raise" and not any(
                 isinstance(c, NonFiniteGuard) for c in callbacks):
             callbacks.append(NonFiniteGuard())
-        return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
+        history = super().fit(x, None, batch_size, epochs, verbose, callbacks, **kwargs)
+        warn_if_mostly_skipped(self, history)
+        return history
 
     def load_weights(self, filepath, *args, **kwargs):
         """``keras.Model.load_weights`` with a clear error for an unreadable file.

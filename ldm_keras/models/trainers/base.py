@@ -82,6 +82,19 @@ class LDMTrainer:
             ok = ops.logical_and(ok, ops.all(ops.isfinite(g)))
         return ok
 
+    @staticmethod
+    def values_are_finite(values):
+        """A boolean scalar: every floating-point tensor of ``values`` is finite (the new
+        weights and optimizer state after an update; integer counters and seed states
+        are skipped)."""
+        ok = ops.ones((), "bool")
+        for v in values:
+            if v is None or not keras.backend.is_float_dtype(keras.backend.standardize_dtype(
+                    v.dtype)):
+                continue
+            ok = ops.logical_and(ok, ops.all(ops.isfinite(v)))
+        return ok
+
     def guarded_variables(self):
         """Everything a skipped step must leave unchanged: model and optimizer state."""
         return (list(self.trainable_variables) + list(self.non_trainable_variables)

@@ -7,8 +7,9 @@ spectral-radius clamping) are read back from the scope into the new state.
 
 Non-finite guard (``nonfinite != "ignore"``): the optimizer update and the post-step
 hook run inside ``lax.cond(ok, update, unchanged)``, so a step with a NaN/inf loss or
-gradient returns the old weights, optimizer state (iteration counts included) and EMA
-targets, and a finite step pays nothing for the check beyond the ``isfinite``
+gradient — or whose update makes a weight or optimizer slot non-finite (checked inside
+the update branch) — returns the old weights, optimizer state (iteration counts
+included) and EMA targets, and a finite step pays nothing for the check beyond the ``isfinite``
 reductions (only the taken branch runs; an element-wise ``where(ok, new, old)`` over
 every variable and optimizer slot costs much more, see RESULTS.md).
 
@@ -71,12 +72,26 @@ class JAXTrainer(LDMTrainer):
             trainable, non_trainable = new[: len(tv_vars)], new[len(tv_vars):]
             return list(trainable), list(non_trainable), list(optimizer_values)
 
+        def apply_checked(grads, trainable, non_trainable, optimizer_values,
+                          old_non_trainable):
+            # the update itself may be non-finite (a NaN or huge learning rate, an overflow)
+            new_state = apply(grads, trainable, non_trainable, optimizer_values)
+            finite = self.values_are_finite([v for part in new_state for v in part])
+            old_state = _unchanged(grads, trainable, non_trainable, optimizer_values,
+                                   old_non_trainable)
+            return jax.lax.cond(finite, lambda: new_state, lambda: old_state), finite
+
+        def skipped(grads, trainable, non_trainable, optimizer_values, old_non_trainable):
+            return (_unchanged(grads, trainable, non_trainable, optimizer_values,
+                               old_non_trainable), jax.numpy.zeros((), "bool"))
+
         ok = self.step_is_finite(logs, grads) if self.guards_nonfinite else None
         if ok is None:
             new_state = apply(grads, trainable, non_trainable, optimizer_values)
         else:
-            new_state = jax.lax.cond(ok, apply, _unchanged, grads, trainable, non_trainable,
-                                     optimizer_values, list(old_non_trainable))
+            new_state, ok = jax.lax.cond(ok, apply_checked, skipped, grads, trainable,
+                                         non_trainable, optimizer_values,
+                                         list(old_non_trainable))
         trainable, non_trainable, optimizer_values = new_state
         results, metric_values = _stateless(
             self.metrics_variables, metric_values,

@@ -1,7 +1,8 @@
 """TensorFlow training step: ``tf.GradientTape``, like Keras' TensorFlow trainer.
 
 Non-finite guard (``nonfinite != "ignore"``): the step snapshots the weights and
-optimizer state, applies the update, then assigns back ``where(ok, new, old)``. A
+optimizer state, applies the update, then assigns back ``where(ok, new, old)``, ``ok``
+meaning a finite loss and gradients *and* finite new weights and optimizer state. A
 ``tf.cond`` around the update would avoid the copy but cannot hold the optimizer's
 cross-replica ``merge_call`` under a ``tf.distribute`` strategy.
 
@@ -67,6 +68,9 @@ class TensorFlowTrainer(LDMTrainer):
                 else tf.where(ok, g, tf.zeros_like(g)) for g in grads]
         with tf.control_dependencies(old):
             self.apply_update(safe, variables)
+        # the update itself may be non-finite (a NaN or huge learning rate, an overflow)
+        ok = tf.logical_and(ok, backend.all_true(self.values_are_finite(
+            [v.value for v in guarded])))
         for v, o in zip(guarded, old):
             v.assign(tf.where(ok, v.value, o))
         return self.update_metrics(logs, ok)

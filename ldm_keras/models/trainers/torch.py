@@ -1,10 +1,10 @@
 """PyTorch training step: autograd, like Keras' torch trainer.
 
 Non-finite guard (``nonfinite != "ignore"``): eager, so the step reads the finiteness
-flag (one device sync) and does not call the optimizer at all when it is false —
-weights, optimizer state and EMA targets stay unchanged. The non-trainable variables
-(BatchNorm statistics, seed states) are updated by the forward pass itself, so they are
-copied before it and put back after a skipped step.
+flag (one device sync) and does not call the optimizer at all when it is false. The
+model and optimizer state are copied before the forward pass (which itself updates
+BatchNorm statistics and seed states) and put back after a skipped step: one with a
+NaN/inf loss or gradient, or whose update made a weight or optimizer slot non-finite.
 """
 
 import torch
@@ -20,7 +20,9 @@ class TorchTrainer(LDMTrainer):
         guard = self.guards_nonfinite
         if guard:
             self.build_from_data(data)
-            frozen = list(self.non_trainable_variables)
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            frozen = self.guarded_variables()
             with torch.no_grad():
                 old = [v.value.detach().clone() for v in frozen]
         logs = self.compute_logs(data, training=True)
@@ -33,7 +35,9 @@ class TorchTrainer(LDMTrainer):
                 ok = self.step_is_finite(logs, grads)
                 if bool(ok):
                     self.apply_update(grads, variables)
-                else:
+                    # the update itself may be non-finite (a NaN or huge learning rate)
+                    ok = self.values_are_finite([v.value for v in frozen])
+                if not bool(ok):
                     for v, o in zip(frozen, old):
                         v.assign(o)
             else:

@@ -1,0 +1,123 @@
+"""What ``LDMModel.fit`` checks before any step, and what it says after (issue 21, item 2).
+
+Each case is checked before a training step runs (the weights are compared with their
+values before ``fit``), on every backend.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import ldm_keras as ldm
+from ldm_keras.models.fitdata import PartialBatchWarning, SkippedStepsWarning
+
+
+def _pairs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).astype("float32")
+    return x, x + 0.1 * rng.normal(size=(n, 5)).astype("float32")
+
+
+def _model(recipe="vicreg", seed=1, views=None, shape=(5,)):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input(shape)] + ([keras.layers.Flatten()] if len(shape) > 1 else [])
+    encoder = keras.Sequential(layers + [keras.layers.Dense(4)])
+    model = ldm.recipes.build(recipe, encoder, projector=(8, 4), views=views)
+    model.build((None,) + shape)
+    model.compile(keras.optimizers.Adam(1e-2))
+    return model
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(w).copy() for w in model.weights]
+
+
+def _unchanged(model, before):
+    return all(np.array_equal(a, b) for a, b in zip(_weights(model), before))
+
+
+def test_targets_are_refused_before_training():
+    model = _model()
+    x1, x2 = _pairs(16)
+    before = _weights(model)
+    with pytest.raises(ValueError, match=r"self-supervised: `fit` takes no targets, but "
+                                         r"received `y` of shape \(16, 5\).*fit\(\(x1, x2\)\)"):
+        model.fit(x1, x2, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match=r"`validation_data` must hold no targets"):
+        model.fit((x1, x2), batch_size=8, verbose=0,
+                  validation_data=((x1, x2), np.zeros(16)))
+    assert _unchanged(model, before)
+
+
+def test_integer_images_with_views_are_refused_with_the_scaling():
+    views = ldm.augment.image_views("digits", seed=0)
+    model = _model("simclr", views=views, shape=(6, 6, 1))
+    before = _weights(model)
+    images = np.random.default_rng(0).integers(0, 256, size=(16, 6, 6, 1)).astype("uint8")
+    with pytest.raises(ValueError, match=r"`x` holds integers \(dtype uint8, shape "
+                                         r"\(16, 6, 6, 1\), values \d+–\d+\).*divide by 255"):
+        model.fit(images, batch_size=8, verbose=0)
+    assert _unchanged(model, before)
+    model.fit(images.astype("float32") / 255, batch_size=8, verbose=0)  # as the message says
+    assert not _unchanged(model, before)
+
+
+def test_integer_frames_without_views_are_refused():
+    model = _model(shape=(3, 5))
+    frames = np.random.default_rng(0).integers(0, 256, size=(16, 3, 5)).astype("uint8")
+    with pytest.raises(ValueError, match=r"`x\[0\]` holds integers .*images or frames"):
+        model.fit((frames, frames), batch_size=8, verbose=0)
+
+
+def test_strings_are_named():
+    model = _model()
+    x1, _ = _pairs(16)
+    with pytest.raises(ValueError, match=r"`x\[1\]` must hold real numbers.*received dtype"):
+        model.fit((x1, x1.astype(str)), batch_size=8, verbose=0)
+
+
+def test_fewer_samples_than_the_estimator_needs():
+    model = _model("plane-knn")
+    need = model.min_batch_size
+    assert need > 2
+    x1, x2 = _pairs(need - 1)
+    with pytest.raises(ValueError, match=rf"needs batches of at least {need} samples.*"
+                                         rf"`x` holds {need - 1} samples"):
+        model.fit((x1, x2), batch_size=32, verbose=0)
+    with pytest.raises(ValueError, match=r"`batch_size` must be an integer >= 1"):
+        model.fit(_pairs(16), batch_size=0, verbose=0)
+
+
+def test_a_last_batch_too_small_is_left_out_identically():
+    # 17 samples, batch 8: the last batch would hold one sample, fewer than vicreg's 2
+    # (it crashed JAX and PyTorch at the end of epoch 1, and was skipped on TensorFlow).
+    x1, x2 = _pairs(17)
+    model = _model()
+    with pytest.warns(PartialBatchWarning, match=r"last batch of `x` would hold 1 sample "
+                                                 r"\(17 samples, batch_size=8\)"):
+        history = model.fit((x1, x2), batch_size=8, epochs=2, verbose=0, shuffle=False)
+    assert history.params["steps"] == 2
+    reference = _model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PartialBatchWarning)
+        reference.fit((x1[:16], x2[:16]), batch_size=8, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(_weights(model), _weights(reference)):
+        np.testing.assert_array_equal(a, b)
+    # a last batch of 2 is trained on, as Keras does
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PartialBatchWarning)
+        x1, x2 = _pairs(18)
+        assert _model().fit((x1, x2), batch_size=8, verbose=0).params["steps"] == 3
+
+
+def test_all_steps_skipped_warns():
+    model = _model()
+    x1, x2 = _pairs(16)
+    x1[:] = np.nan
+    before = _weights(model)
+    with pytest.warns(SkippedStepsWarning, match=r"2 of the 2 training steps .* were "
+                                                 r"skipped as non-finite.*never updated"):
+        model.fit((x1, x2), batch_size=8, verbose=0)
+    assert _unchanged(model, before)
