@@ -26,10 +26,8 @@ works from any directory. A run whose steps were mostly skipped as non-finite ra
 :class:`TrainingFailedError` and saves nothing.
 """
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 
 import keras
@@ -43,91 +41,11 @@ from .data.pairs import same_class_pairs
 from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
 from .models.encoders import conv_encoder, mlp, resnet18
 from .models.fitdata import SKIPPED_STEPS_LIMIT, skipped_steps
-
-#: The file that marks a folder as holding a run in progress.
-LOCK_FILE = ".lock"
+from .outputs import output_folder, save_json, save_model
 
 
 class TrainingFailedError(RuntimeError):
     """The run did not train: most of its steps were skipped as non-finite."""
-
-
-@contextlib.contextmanager
-def output_folder(out):
-    """Check and create ``out`` before any work; hold ``out/.lock`` for the run.
-
-    Refused with a ``ValueError`` naming ``out``: an existing file, a folder that already
-    holds ``run.json`` (a finished run) or ``.lock`` (a run in progress, or one that was
-    killed: remove the file), a place that cannot be created or written. Yields the
-    absolute path; the lock is removed when the run ends, also on an error.
-    """
-    path = os.path.abspath(os.path.expanduser(str(out)))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`out` must be a folder; {path!r} is an existing file.")
-    for name, what in (("run.json", "already holds a finished run"),
-                       (LOCK_FILE, "is in use by another run (or one that was killed: "
-                                   f"remove {LOCK_FILE} if none is running)")):
-        if os.path.exists(os.path.join(path, name)):
-            raise ValueError(f"`out` {path!r} {what}; expected a new or empty folder "
-                             "(choose another --out, or remove the old run).")
-    lock = os.path.join(path, LOCK_FILE)
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        raise ValueError(f"`out` {path!r} is in use by another run; expected a folder "
-                         "no other run writes to.") from None
-    except OSError as e:
-        raise ValueError(f"`out` {path!r} cannot be created or written ({e.strerror}); "
-                         "expected a writable folder.") from None
-    try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(lock)
-
-
-def _fsync_dir(folder):
-    with contextlib.suppress(OSError):  # not every file system syncs a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path, write, suffix=""):
-    """Write ``path`` through ``write(tmp_path)`` to a temporary file in the same folder,
-    flush it to disk and rename it over ``path``: readers see the old file or the whole
-    new one, never a part. ``suffix`` is the temporary name's ending (``.keras``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix,
-                               dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _save_model(model, path):
-    write_atomic(path, lambda tmp: model.save(tmp, overwrite=True), suffix=".keras")
-
-
-def _save_json(obj, path, **kwargs):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, **kwargs)
-
-    write_atomic(path, write)
 
 
 def _absolute_dataset(name):
@@ -285,17 +203,17 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
                                clustering=recipe == "categorical")
 
     encoder_path = os.path.join(out, "encoder.keras")
-    _save_model(model.encoder, encoder_path)
+    save_model(model.encoder, encoder_path)
     if model.projector is not None:
-        _save_model(model.projector, os.path.join(out, "head.keras"))
+        save_model(model.projector, os.path.join(out, "head.keras"))
     run = {"recipe": recipe, "dataset": _absolute_dataset(dataset), "epochs": epochs,
            "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
            "seed": seed,
            "backend": keras.backend.backend(), "keras": keras.__version__,
            "train_seconds": round(train_seconds, 2), "settings": settings, "out": out,
            "encoder": encoder_path}
-    _save_json(metrics, os.path.join(out, "metrics.json"))
-    _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
+    save_json(metrics, os.path.join(out, "metrics.json"))
+    save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     final = {k: v for k, v in watch[0].records[-1].items() if k not in ("step", "epoch")} \
         if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
@@ -445,7 +363,7 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     metrics["final_loss"] = losses[-1]
 
     encoder_path = os.path.join(out, "encoder.keras")
-    _save_model(model.encoder, encoder_path)
+    save_model(model.encoder, encoder_path)
     run = {"kind": "sequence", "recipe": recipe, "dataset": _absolute_dataset(dataset),
            "epochs": epochs, "out": out, "encoder": encoder_path,
            "batch_size": batch_size, "learning_rate": learning_rate
@@ -456,8 +374,8 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
            "sequence_length": int(xtr.shape[1]), "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
            "loss_per_epoch": losses, "settings": overrides, **info}
-    _save_json(metrics, os.path.join(out, "metrics.json"))
-    _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
+    save_json(metrics, os.path.join(out, "metrics.json"))
+    save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
             "history": losses, "model": model}
