@@ -26,10 +26,8 @@ works from any directory. A run whose steps were mostly skipped as non-finite ra
 :class:`TrainingFailedError` and saves nothing.
 """
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 
 import keras
@@ -43,91 +41,11 @@ from .data.pairs import same_class_pairs
 from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequence_model
 from .models.encoders import conv_encoder, mlp, resnet18
 from .models.fitdata import SKIPPED_STEPS_LIMIT, skipped_steps
-
-#: The file that marks a folder as holding a run in progress.
-LOCK_FILE = ".lock"
+from .outputs import output_folder, save_json, save_model
 
 
 class TrainingFailedError(RuntimeError):
     """The run did not train: most of its steps were skipped as non-finite."""
-
-
-@contextlib.contextmanager
-def output_folder(out):
-    """Check and create ``out`` before any work; hold ``out/.lock`` for the run.
-
-    Refused with a ``ValueError`` naming ``out``: an existing file, a folder that already
-    holds ``run.json`` (a finished run) or ``.lock`` (a run in progress, or one that was
-    killed: remove the file), a place that cannot be created or written. Yields the
-    absolute path; the lock is removed when the run ends, also on an error.
-    """
-    path = os.path.abspath(os.path.expanduser(str(out)))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`out` must be a folder; {path!r} is an existing file.")
-    for name, what in (("run.json", "already holds a finished run"),
-                       (LOCK_FILE, "is in use by another run (or one that was killed: "
-                                   f"remove {LOCK_FILE} if none is running)")):
-        if os.path.exists(os.path.join(path, name)):
-            raise ValueError(f"`out` {path!r} {what}; expected a new or empty folder "
-                             "(choose another --out, or remove the old run).")
-    lock = os.path.join(path, LOCK_FILE)
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        raise ValueError(f"`out` {path!r} is in use by another run; expected a folder "
-                         "no other run writes to.") from None
-    except OSError as e:
-        raise ValueError(f"`out` {path!r} cannot be created or written ({e.strerror}); "
-                         "expected a writable folder.") from None
-    try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(lock)
-
-
-def _fsync_dir(folder):
-    with contextlib.suppress(OSError):  # not every file system syncs a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path, write, suffix=""):
-    """Write ``path`` through ``write(tmp_path)`` to a temporary file in the same folder,
-    flush it to disk and rename it over ``path``: readers see the old file or the whole
-    new one, never a part. ``suffix`` is the temporary name's ending (``.keras``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix,
-                               dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _save_model(model, path):
-    write_atomic(path, lambda tmp: model.save(tmp, overwrite=True), suffix=".keras")
-
-
-def _save_json(obj, path, **kwargs):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, **kwargs)
-
-    write_atomic(path, write)
 
 
 def _absolute_dataset(name):
@@ -147,9 +65,13 @@ def _check_trained(model, history):
             "loss or gradient): the encoder has not trained and nothing was saved; check "
             "the data for NaN/inf or huge values, and the learning rate.")
 
-#: Per-dataset defaults: encoder factory, view preset, epochs, learning rate, and recipe
-#: settings tuned for the dataset. On the 8×8 digits the sphere recipes use κ = γ = 10
-#: (temperature 0.1), which probed better than κ = 5 (RESULTS.md, "Digits").
+#: Per-dataset defaults: encoder factory, view preset, epochs, optimizer, learning rate
+#: and schedule, and recipe settings tuned for the dataset. On the 8×8 digits the sphere
+#: recipes use κ = γ = 10 (temperature 0.1), which probed better than κ = 5 (RESULTS.md,
+#: "Digits"); digits trains with Adam. CIFAR-10/100 follow the reference image recipe
+#: (docs/spec.md §5): LARS, lr 0.3 at batch 256, weight decay 1e-6, biases and
+#: normalisation parameters excluded from weight decay and trust ratio, cosine decay over
+#: the run (:func:`ldm_keras.recipes.default_optimizer` with ``optimizer="lars"``).
 _SPHERE10 = {"precision": 10.0, "entropy_precision": 10.0}
 DATASETS = {
     "digits": {"preset": "digits", "epochs": 60, "learning_rate": 2e-3,
@@ -159,8 +81,10 @@ DATASETS = {
     # 3 partners per image, no augmentation.
     "digits-pairs": {"preset": None, "pairs": 3, "epochs": 30, "learning_rate": 2e-3,
                      "encoder": lambda shape: conv_encoder(shape, dim=64)},
-    "cifar10": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
-    "cifar100": {"preset": "cifar", "epochs": 1000, "encoder": lambda shape: resnet18(shape)},
+    "cifar10": {"preset": "cifar", "epochs": 1000, "optimizer": "lars", "learning_rate": 0.3,
+                "schedule": "cosine", "encoder": lambda shape: resnet18(shape)},
+    "cifar100": {"preset": "cifar", "epochs": 1000, "optimizer": "lars", "learning_rate": 0.3,
+                 "schedule": "cosine", "encoder": lambda shape: resnet18(shape)},
 }
 
 
@@ -170,6 +94,50 @@ def _defaults_for(dataset, shape):
     if shape[0] <= 16:
         return {"preset": "digits", "epochs": 50, "encoder": lambda s: conv_encoder(s, dim=64)}
     return {"preset": "cifar", "epochs": 100, "encoder": lambda s: resnet18(s)}
+
+
+def job_optimizer(recipe, dataset, learning_rate=None, steps=None, shape=None):
+    """The optimizer :func:`train_multiview` compiles with for ``recipe`` on ``dataset``.
+
+    The dataset's :data:`DATASETS` entry chooses it (``optimizer``: ``"adam"`` unless
+    given, ``learning_rate``, ``schedule``); ``learning_rate`` overrides the dataset's,
+    ``steps`` (optimizer steps of the whole run) is the length of a cosine schedule.
+    ``shape`` (an image's shape) picks the defaults of a dataset not in :data:`DATASETS`.
+
+    Example:
+        >>> job_optimizer("simclr", "cifar10", steps=1000 * 195)    # LARS, lr 0.3, cosine
+        >>> job_optimizer("simclr", "digits")                        # Adam, lr 2e-3
+    """
+    if dataset not in DATASETS and shape is None:
+        raise ValueError(f"`dataset` {dataset!r} is not one of {sorted(DATASETS)}; give "
+                         "`shape` (an image's shape) to use the defaults for its size.")
+    d = _defaults_for(dataset, shape)
+    return recipes.default_optimizer(recipe, learning_rate or d.get("learning_rate"),
+                                     decay_steps=steps, schedule=d.get("schedule"),
+                                     optimizer=d.get("optimizer", "adam"))
+
+
+def describe_optimizer(optimizer):
+    """A one-line description of a compiled optimizer (what the zoo's cards record).
+
+    Example:
+        >>> describe_optimizer(keras.optimizers.Adam(2e-3))       # 'Adam (lr 0.002)'
+    """
+    lr = optimizer._learning_rate   # the float or the schedule the optimizer was given
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        c = lr.get_config()
+        rate = (f"lr {c.get('initial_learning_rate')}, {type(lr).__name__} over "
+                f"{c.get('decay_steps')} steps" if "initial_learning_rate" in c
+                else f"lr schedule {type(lr).__name__}")
+    else:
+        rate = f"lr {float(keras.ops.convert_to_numpy(optimizer.learning_rate)):g}"
+    name = type(optimizer).__name__
+    if name == "LARS":
+        return (f"LARS ({rate}, momentum {optimizer.momentum:g}, weight decay "
+                f"{float(optimizer.weight_decay or 0.0):g}, trust coefficient "
+                f"{optimizer.trust_coefficient:g}; biases and normalisation parameters "
+                f"excluded from weight decay and trust ratio: {optimizer.exclude_1d})")
+    return f"{name} ({rate})"
 
 
 def train_multiview(recipe="simclr", dataset="digits",
@@ -183,8 +151,13 @@ def train_multiview(recipe="simclr", dataset="digits",
     ``rep_spread``, …, ``collapsed``). The monitor draws its views from a copy of the
     view generator, so the training itself is the same with or without it.
 
+    The optimizer is the dataset's (:func:`job_optimizer`: Adam on digits, LARS with a
+    cosine schedule over the run on CIFAR-10/100); ``run.json`` records it
+    (:func:`describe_optimizer`).
+
     Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
-    ``encoder_path``, ``monitor`` (``None`` without it) and the fitted ``model``.
+    ``encoder_path``, ``optimizer`` (its description), ``monitor`` (``None`` without it)
+    and the fitted ``model``.
 
     Example:
         >>> result = train_multiview("simclr", "digits", epochs=50, out="runs/simclr")
@@ -211,11 +184,15 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     settings = {**d.get("recipe_overrides", {}).get(recipe, {}), **overrides}
     model = recipes.build(recipe, encoder, views=views, **settings)
     learning_rate = learning_rate or d.get("learning_rate")
-    model.compile(optimizer=recipes.default_optimizer(recipe, learning_rate))
-    t0 = time.time()
     data = xtr
     if d.get("pairs"):
         data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
+    n = len(data[0]) if isinstance(data, (tuple, list)) else len(data)
+    steps = int(np.ceil(n / min(batch_size, len(xtr)))) * epochs
+    model.compile(optimizer=job_optimizer(recipe, dataset, learning_rate, steps=steps,
+                                          shape=tuple(xtr.shape[1:])))
+    optimizer = describe_optimizer(model.optimizer)
+    t0 = time.time()
     watch = [RepresentationMonitor(xtr[:512])] if monitor else []
     history = model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)),
                         verbose=verbose, shuffle=True,
@@ -226,21 +203,22 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
                                clustering=recipe == "categorical")
 
     encoder_path = os.path.join(out, "encoder.keras")
-    _save_model(model.encoder, encoder_path)
+    save_model(model.encoder, encoder_path)
     if model.projector is not None:
-        _save_model(model.projector, os.path.join(out, "head.keras"))
+        save_model(model.projector, os.path.join(out, "head.keras"))
     run = {"recipe": recipe, "dataset": _absolute_dataset(dataset), "epochs": epochs,
-           "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+           "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
+           "seed": seed,
            "backend": keras.backend.backend(), "keras": keras.__version__,
            "train_seconds": round(train_seconds, 2), "settings": settings, "out": out,
            "encoder": encoder_path}
-    _save_json(metrics, os.path.join(out, "metrics.json"))
-    _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
+    save_json(metrics, os.path.join(out, "metrics.json"))
+    save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     final = {k: v for k, v in watch[0].records[-1].items() if k not in ("step", "epoch")} \
         if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
-            "monitor": final, "model": model}
+            "optimizer": optimizer, "monitor": final, "model": model}
 
 
 def load_run(path):
@@ -385,7 +363,7 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     metrics["final_loss"] = losses[-1]
 
     encoder_path = os.path.join(out, "encoder.keras")
-    _save_model(model.encoder, encoder_path)
+    save_model(model.encoder, encoder_path)
     run = {"kind": "sequence", "recipe": recipe, "dataset": _absolute_dataset(dataset),
            "epochs": epochs, "out": out, "encoder": encoder_path,
            "batch_size": batch_size, "learning_rate": learning_rate
@@ -396,8 +374,8 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
            "sequence_length": int(xtr.shape[1]), "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
            "loss_per_epoch": losses, "settings": overrides, **info}
-    _save_json(metrics, os.path.join(out, "metrics.json"))
-    _save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
+    save_json(metrics, os.path.join(out, "metrics.json"))
+    save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
             "history": losses, "model": model}

@@ -254,7 +254,7 @@ def test_evaluate_works_from_another_directory(tmp_path, capsys, monkeypatch):
 
 
 def test_writes_are_atomic(tmp_path):
-    from ldm_keras.jobs import write_atomic
+    from ldm_keras.outputs import write_atomic
 
     target = tmp_path / "encoder.keras"
     target.write_bytes(b"the previous run")

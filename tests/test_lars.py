@@ -229,3 +229,67 @@ def test_every_optimizer_of_the_package_is_in_ldm_keras_optimizers():
         assert getattr(ldm.models, name) is getattr(old, name)
         assert name in ldm.optimizers.__all__
     assert ldm.optimizers.LARS is LARS
+
+
+# -- the jobs' optimizers: LARS for the CIFAR recipe, Adam for digits -------------------
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_the_cifar_jobs_compile_with_lars(dataset):
+    from ldm_keras import jobs
+
+    opt = jobs.job_optimizer("simclr", dataset, steps=1000)
+    assert isinstance(opt, LARS), f"{dataset} fell back to {type(opt).__name__}"
+    assert opt.momentum == 0.9 and opt.trust_coefficient == 0.001 and opt.exclude_1d
+    assert float(opt.weight_decay) == pytest.approx(1e-6)
+    sched = opt._learning_rate
+    assert isinstance(sched, keras.optimizers.schedules.CosineDecay)
+    assert sched.initial_learning_rate == pytest.approx(0.3) and sched.decay_steps == 1000
+    # biases and normalisation parameters: neither weight decay nor trust ratio
+    kernel, bias = keras.Variable(np.ones((3, 4)), name="kernel"), keras.Variable(
+        np.ones(4), name="bias")
+    assert opt.uses_weight_decay(kernel) and opt.uses_layer_adaptation(kernel)
+    assert not opt.uses_weight_decay(bias) and not opt.uses_layer_adaptation(bias)
+    assert jobs.describe_optimizer(opt).startswith("LARS (lr 0.3, CosineDecay over 1000")
+
+
+def test_the_digits_jobs_keep_adam():
+    from ldm_keras import jobs
+
+    for dataset in ("digits", "digits-pairs"):
+        opt = jobs.job_optimizer("simclr", dataset)
+        assert isinstance(opt, keras.optimizers.Adam) and not isinstance(opt, LARS)
+        assert float(to_numpy(opt.learning_rate)) == pytest.approx(2e-3)
+        assert jobs.describe_optimizer(opt) == "Adam (lr 0.002)"
+    assert isinstance(jobs.job_optimizer("simclr", "my.h5", shape=(8, 8, 1)),
+                      keras.optimizers.Adam)
+    with pytest.raises(ValueError, match="dataset"):
+        jobs.job_optimizer("simclr", "my.h5")
+    with pytest.raises(ValueError, match="optimizer"):
+        ldm.recipes.default_optimizer("simclr", optimizer="sgd")
+    with pytest.raises(ValueError, match="weight_decay"):
+        ldm.recipes.default_optimizer("simclr", weight_decay=1e-4)
+
+
+def test_train_multiview_on_cifar_trains_with_lars(monkeypatch, tmp_path):
+    # one epoch of two steps on a tiny CIFAR-shaped fixture: the compiled optimizer is
+    # LARS, it moved the kernels, and run.json / the result record it
+    from ldm_keras import jobs
+    from ldm_keras.models.encoders import conv_encoder
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(64, 32, 32, 3)).astype("float32")
+    y = np.arange(64) % 10
+    monkeypatch.setattr(jobs, "load_image_dataset", lambda name, seed=0: ((x, y), (x, y)))
+    monkeypatch.setattr(jobs, "evaluate_encoder", lambda *a, **k: {"probe_full": 0.0})
+    monkeypatch.setitem(jobs.DATASETS, "cifar10", {
+        **jobs.DATASETS["cifar10"], "encoder": lambda s: conv_encoder(s, dim=8)})
+    result = jobs.train_multiview("simclr", "cifar10", epochs=1, batch_size=32,
+                                  out=str(tmp_path / "run"), verbose=0, projector=(16,))
+    opt = result["model"].optimizer
+    assert isinstance(opt, LARS), f"CIFAR trained with {type(opt).__name__}"
+    assert int(to_numpy(opt.iterations)) == 2
+    assert opt._learning_rate.decay_steps == 2   # cosine over the whole run
+    assert result["optimizer"].startswith("LARS (lr 0.3")
+    import json
+
+    with open(tmp_path / "run" / "run.json") as f:
+        assert json.load(f)["optimizer"] == result["optimizer"]

@@ -28,14 +28,19 @@ RUN_ON = "torch"
 TUTORIALS = {
     "01_quick_start.py": (
         ["reload_max_abs_diff", "cross_backend_max_abs_diff", "probe_10", "probe_full", "knn",
-         "raw_pixels_probe_10", "raw_pixels_probe_full"],
-        ["01_training_curves.png", "01_linear_probe.png"]),
+         "raw_pixels_probe_10", "raw_pixels_probe_full", "online_probe_acc", "online_knn_acc",
+         "rep_rank_first_epoch", "rep_rank_final", "collapsed_epochs"],
+        ["01_training_curves.png", "01_linear_probe.png", "01_online_monitoring.png"]),
     "02_one_objective_many_methods.py": (
         ["simclr_probe_10", "sphere-ldm_probe_10", "vicreg_probe_10", "simsiam_probe_10",
          "byol_probe_10", "categorical_probe_10", "raw_pixels_probe_10",
          "categorical_clustering", "sphere_ldm_mutual_information", "simclr_mutual_information",
-         "sphere_ldm_view_cosine", "simclr_view_cosine"],
-        ["02_probe_accuracy.png", "02_embeddings.png", "02_joint_vs_marginal.png"]),
+         "sphere_ldm_view_cosine", "simclr_view_cosine", "raw_pixels_effective_rank",
+         *[f"{m}_{kind}effective_rank" for m in ("simclr", "sphere_ldm", "vicreg", "simsiam",
+                                                  "byol", "categorical")
+           for kind in ("", "latent_")]],
+        ["02_probe_accuracy.png", "02_embeddings.png", "02_joint_vs_marginal.png",
+         "02_effective_rank.png"]),
     "03_kalman_filtering.py": (
         ["position_r2", "coverage95", "rotation_per_step", "spectral_radius",
          "rollout_rmse_10_steps", "jump_detection_auc", "variance_ratio_after_jump",

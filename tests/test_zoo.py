@@ -254,3 +254,35 @@ def test_cli_verify_failure_exits_1(tmp_path, monkeypatch, capsys):
     (root / "index.json").write_text(json.dumps(index))
     assert cli.main(["zoo", "verify", name]) == 1
     assert f"{name}: FAILED" in capsys.readouterr().out
+
+
+def test_builder_records_the_optimizer_the_job_used(tmp_path, monkeypatch):
+    # a new build's config names the optimizer train_multiview compiled with (LARS for
+    # CIFAR), not a fixed string; the job itself is replaced by a stand-in here
+    import types
+
+    from ldm_keras import jobs
+
+    seen = {}
+
+    def fake_job(recipe, dataset, **kwargs):
+        seen.update(recipe=recipe, dataset=dataset)
+        run = tmp_path / "work" / "run"
+        run.mkdir(parents=True)
+        opt = jobs.job_optimizer(recipe, dataset, steps=10)
+        (run / "run.json").write_text(json.dumps({"epochs": 1, "batch_size": 256,
+                                                  "learning_rate": 0.3}))
+        model = types.SimpleNamespace(encoder="enc", projector=None, predictor=None)
+        return {"model": model, "metrics": {}, "train_seconds": 1.0,
+                "optimizer": jobs.describe_optimizer(opt)}
+
+    x = np.zeros((16, 32, 32, 3), "float32")
+    monkeypatch.setattr(builder.jobs, "train_multiview", fake_job)
+    monkeypatch.setattr(builder, "load_image_dataset", lambda name, seed=0: ((x, None),
+                                                                             (x, None)))
+    spec = entries.spec("cifar10-resnet18-simclr")
+    comps, _, _, _, extra, _ = builder._train_multiview(
+        "cifar10-resnet18-simclr", spec, tmp_path / "work", 0)
+    assert seen == {"recipe": "simclr", "dataset": "cifar10"}
+    assert extra["optimizer"].startswith("LARS (lr 0.3, CosineDecay over 10 steps")
+    assert "weight decay 1e-06" in extra["optimizer"]

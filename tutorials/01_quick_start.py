@@ -19,16 +19,24 @@
 #    small CNN with `ldm_keras.recipes.build`, and train it with `model.fit`;
 # 3. save the encoder as a `.keras` file, reload it with `safe_mode=True` (no custom
 #    objects needed), here *and on another backend*;
-# 4. embed images and score the embedding with a linear probe.
+# 4. embed images and score the embedding with a linear probe;
+# 5. watch the training with two callbacks: an online linear probe
+#    (`ldm.callbacks.OnlineProbe`, accuracy on held-out images every epoch) and a
+#    label-free `ldm.callbacks.RepresentationMonitor` (effective rank of the latents,
+#    a collapse warning).
 #
 # "Your arrays" are the 1 797 scikit-learn handwritten digits (8×8 grey images, shipped
 # with scikit-learn, so nothing is downloaded). Replace them with any `(N, H, W, C)`
 # float array in [0, 1].
 #
 # **Numbers (full mode, JAX, 2-core CPU, seed 0).** 60 epochs: linear probe with 10
-# labels per class **0.947 ± 0.007**, with all labels **0.991**, k-NN 0.969, against
+# labels per class **0.951 ± 0.012**, with all labels **0.993**, k-NN 0.965, against
 # 0.885 / 0.972 for the same logistic regression on the raw pixels. The encoder file
-# reloads on TensorFlow with embeddings equal to ~5·10⁻⁶. Training took 30–60 s of CPU. Run it to print them (lines starting with
+# reloads on TensorFlow with embeddings equal to ~5·10⁻⁶. During the fit the online probe
+# (10 labels per class) ended at 0.946 and the effective rank of the 64-d latents at 41.4
+# (17.2 after the first epoch), with no epoch flagged as collapsed. Training took 133 s
+# on a shared 2-core CPU, 6.4 s of it in the online probe and 7.2 s in the monitor. Run
+# it to print them (lines starting with
 # `RESULT`). With `LDM_KERAS_FAST=1` the same code runs in a few seconds on a subset,
 # for testing; its numbers are then meaningless.
 
@@ -90,6 +98,22 @@ print("train", x_train.shape, x_train.dtype, "test", x_test.shape)
 # InfoNCE. We use precision κ = 10 (temperature 0.1), tuned for these small images.
 # `views` draws two random augmentations of every image (crop, rotation, shift, zoom).
 # The progress bar shows the loss and its two terms.
+#
+# Two callbacks watch the run without changing it (they only embed images with the
+# frozen encoder, outside the training step):
+#
+# * `OnlineProbe(x_labelled, y_labelled, x_val, y_val)` fits a linear softmax head on
+#   the encoder's features of a small labelled split (here 10 training images per class)
+#   at the end of every epoch and logs its accuracy on held-out images as `probe_acc`
+#   (and, with `knn_k`, a k-NN vote as `knn_acc`). The held-out labels are used only to
+#   count correct answers;
+# * `RepresentationMonitor(x_batch)` embeds a fixed batch (512 training images) and
+#   logs label-free statistics of the latents the objective sees: `rep_rank`, the
+#   effective rank (RankMe: the exponential of the entropy of the normalised singular
+#   values; at most the latent size, 1 for a collapsed embedding), the spread, alignment
+#   and uniformity, and `collapsed` (with a `CollapseWarning` when it happens).
+#
+# Both write into the `History`, next to the loss.
 
 # %%
 encoder = conv_encoder(x_train.shape[1:], dim=64)  # Conv32 → pool → Conv64 → Dense64
@@ -97,9 +121,13 @@ model = ldm.recipes.build("simclr", encoder=encoder,
                           views=ldm.augment.image_views("digits", seed=0),
                           precision=10.0, entropy_precision=10.0)
 model.compile(optimizer=keras.optimizers.Adam(2e-3))
+labelled = ldm.evaluation.sample_per_class(y_train, 10, seed=0)  # 10 labels per class
+probe = ldm.callbacks.OnlineProbe(x_train[labelled], y_train[labelled], x_test, y_test,
+                                  knn_k=5)
+monitor = ldm.callbacks.RepresentationMonitor(x_train[:512])
 t0 = time.time()
 history = model.fit(x_train, epochs=EPOCHS, batch_size=BATCH, shuffle=True,
-                    verbose=2 if not FAST else 0)
+                    verbose=2 if not FAST else 0, callbacks=[probe, monitor])
 train_seconds = time.time() - t0
 print(f"trained {EPOCHS} epochs in {train_seconds:.1f} s")
 
@@ -115,6 +143,52 @@ ax.set_title(f"SimCLR as LDM on digits ({keras.backend.backend()})")
 ax.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "01_training_curves.png"), dpi=110)
+
+# %% [markdown]
+# ## What the callbacks saw
+#
+# The online probe's accuracy (10 labels per class, scored on the test images) and the
+# effective rank of the 64-d latents of the fixed batch, per epoch. A collapsing run
+# would show the rank falling towards 1 (and a `CollapseWarning`). In the full run
+# (JAX, seed 0) the probe rose from about 0.86 after the first epoch to 0.946 after the
+# last; the effective rank, after a brief rise to about 24 at epoch 2, fell to about 11
+# over epochs 7–16 (values read off the figure), then climbed to 41.4 of 64 by the end, far above the collapse threshold
+# (0.03 · d ≈ 1.9), and no epoch was flagged as collapsed. The callbacks only embed
+# images with the frozen encoder outside the training step: the same run without them
+# gives the same weights (checked in fast mode on JAX).
+
+# %%
+h = history.history
+probe_acc = np.asarray(h["probe_acc"])
+knn_acc = np.asarray(h["knn_acc"])
+rank = np.asarray(h["rep_rank"])
+collapsed_epochs = int(np.sum(np.asarray(h["collapsed"]) > 0))
+dim = int(model.embed(x_train[:2]).shape[-1])
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+ax1.plot(epochs, probe_acc, marker=".", label="online linear probe (probe_acc)")
+ax1.plot(epochs, knn_acc, marker=".", label="online 5-NN (knn_acc)")
+ax1.set_xlabel("epoch")
+ax1.set_ylabel("test accuracy, 10 labels / class")
+ax1.set_title("OnlineProbe during fit")
+ax1.legend(fontsize=8)
+ax2.plot(epochs, rank, marker=".", color="tab:green", label="effective rank (rep_rank)")
+ax2.axhline(dim, color="0.6", ls="--", lw=1, label=f"latent size d = {dim}")
+ax2.axhline(monitor.min_rank_fraction * dim, color="tab:red", ls=":", lw=1,
+            label="collapse threshold (rank)")
+ax2.set_xlabel("epoch")
+ax2.set_ylabel("effective rank of the latents")
+ax2.set_title("RepresentationMonitor during fit (512 fixed images)")
+ax2.set_ylim(0, dim * 1.08)
+ax2.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "01_online_monitoring.png"), dpi=110)
+print(f"RESULT online_probe_acc = {probe_acc[-1]:.3f}")
+print(f"RESULT online_knn_acc = {knn_acc[-1]:.3f}")
+print(f"RESULT rep_rank_first_epoch = {rank[0]:.2f}")
+print(f"RESULT rep_rank_final = {rank[-1]:.2f}")
+print(f"RESULT collapsed_epochs = {collapsed_epochs}")
+print(f"probe time {probe.seconds:.1f} s, monitor time {monitor.seconds:.1f} s of "
+      f"{train_seconds:.1f} s")
 
 # %% [markdown]
 # ## Save, reload (`safe_mode=True`) and embed

@@ -46,7 +46,7 @@ def _train_multiview(name, spec, workdir, verbose):
     ref = np.asarray(test[0][:16], dtype="float32")  # fixed inputs: the first test images
     extra = {"recipe": spec["recipe"], "settings": settings, "views": dataset.get("preset"),
              "training": {k: run[k] for k in ("epochs", "batch_size", "learning_rate")},
-             "optimizer": "Adam (recipes.default_optimizer)",
+             "optimizer": result["optimizer"],   # as compiled (jobs.describe_optimizer)
              "data": {"dataset": spec["dataset"], "split": "30 % stratified test, seed 0"}}
     return comps, result["metrics"], ref, None, extra, result["train_seconds"]
 
