@@ -70,6 +70,17 @@ def _fit(model, data, batch_size=8):
 
 x1, x2 = _pairs()
 
+
+def _recording(saved, state_rows, frames_rows=100):
+    """An HDF5 recording ``file.h5:frames:state`` whose state has ``state_rows`` rows."""
+    import h5py
+
+    path = saved[0] / f"rec{state_rows}.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = np.zeros((frames_rows, 3), "float32")
+        f["state"] = np.zeros((state_rows, 2), "float32")
+    return ldm.data.datasets.load_sequence_dataset(f"{path}:frames:state", window=10)
+
 CASES = {
     # -- tensors given to estimators and priors -----------------------------------------
     "estimator wrong rank": (
@@ -108,6 +119,17 @@ CASES = {
         lambda s: ldm.models.PredictiveLDM(
             mlp(3, [4], 2), ldm.predictors.KalmanFilter(ldm.predictors.KalmanCell(2))
         ).build((None, 1, 3)), r"at least 2 time steps; received T=1"),
+    "recording targets shorter than frames": (
+        lambda s: _recording(s, 60),
+        r"targets 'state' have 60 rows but frames 'frames' have 100 time steps; expected "
+        r"one row of targets per frame"),
+    "recording targets longer than frames": (
+        lambda s: _recording(s, 120), r"targets 'state' have 120 rows but frames 'frames' "
+                                      r"have 100 time steps"),
+    "window targets shorter than series": (
+        lambda s: ldm.data.windows([np.zeros((10, 3)), np.zeros((12, 3))], 5,
+                                   targets=[np.zeros((10, 2)), np.zeros((7, 2))]),
+        r"`targets` series 1 has 7 rows .* but `series` series 1 has 12 time steps"),
     # -- names and hyperparameters ------------------------------------------------------
     "unknown recipe": (
         lambda s: ldm.recipes.build("simclrr", mlp(DIM, [8], 4)),
