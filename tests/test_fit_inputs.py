@@ -149,6 +149,10 @@ def test_tf_data_element_specs_are_checked_without_reading_the_data():
     with pytest.raises(ValueError, match=r"`x\.element_spec\['a'\]` must hold real numbers"
                                          r".*received dtype string"):
         _model().fit(strings, verbose=0)
+    flat = tf.data.Dataset.from_tensor_slices((images / 255, images / 255)).batch(8)
+    with pytest.raises(ValueError, match=r"self-supervised: `fit` takes no targets, but the "
+                                         r"dataset's elements are 2-tuples.*\(\(a, b\),\)"):
+        model.fit(flat, verbose=0)  # (x1, x2): Keras would take x2 as y and drop it
     ok = ds.map(lambda v: ((tf.cast(v[0], "float32") / 255, tf.cast(v[1], "float32") / 255),))
     model.fit(ok, verbose=0)  # scaled as the message says: trains
     assert read == [0, 8] and not _unchanged(model, before)
@@ -163,6 +167,11 @@ def test_torch_tensor_loaders_are_checked_as_arrays():
     with pytest.raises(ValueError, match=r"`x\.dataset\.tensors\[0\]` holds integers "
                                          r"\(dtype uint8, shape \(16, 6, 6, 1\).*divide by 255"):
         model.fit(loader, verbose=0)
+    labelled = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+        torch.zeros(16, 5), torch.zeros(16, dtype=torch.int64)), batch_size=8)
+    with pytest.raises(ValueError, match=r"takes no targets, but the DataLoader's batches are "
+                                         r"2-tuples, which Keras reads as \(x, y\)"):
+        _model().fit(labelled, verbose=0)
     tiny = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(1, 5)),
                                        batch_size=8)
     with pytest.raises(ValueError, match=r"needs batches of at least 2 samples .*"

@@ -5,7 +5,8 @@ PyTorch ``DataLoader`` over a ``TensorDataset`` only what can be seen without re
 batch, see below):
 
 * no targets ``y`` (the models are self-supervised; ``fit(x1, x2)`` is the common slip
-  for ``fit((x1, x2))``);
+  for ``fit((x1, x2))``; likewise a ``tf.data`` dataset of ``(x, y)`` elements or a
+  ``DataLoader`` over ``TensorDataset(x, y)``, whose second part Keras reads as ``y``);
 * real numbers (a string or object array is named, not a Keras dtype error);
 * no integer images or frames: an integer array of rank ≥ 3, or any integer array when
   the model makes views, is refused with the division that makes it floats in [0, 1];
@@ -151,6 +152,29 @@ def _torch_loader_leaves(x):
     return [(f"x.dataset.tensors[{i}]", t) for i, t in enumerate(tensors)]
 
 
+def _refuse_dataset_targets(model, x):
+    """Refuse a ``tf.data`` dataset of 2- or 3-tuples and a ``DataLoader`` over a
+    ``TensorDataset`` of 2 or 3 tensors: Keras reads those as ``(x, y[, sample_weight])``
+    and the model would drop ``y`` silently."""
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
+        spec, what = x.element_spec, "the dataset's elements are"
+        k = len(spec) if isinstance(spec, tuple) else 0
+        how = "`dataset.map(lambda a, b: ((a, b),))`"
+    else:
+        tensors = getattr(getattr(x, "dataset", None), "tensors", None)
+        if not (type(x).__module__.startswith("torch") and isinstance(tensors, (tuple, list))):
+            return
+        k, what = len(tensors), "the DataLoader's batches are"
+        how = "a `collate_fn` that returns `((x1, x2),)`"
+    if k in (2, 3):
+        raise ValueError(
+            f"{type(model).__name__} is self-supervised: `fit` takes no targets, but {what} "
+            f"{k}-tuples, which Keras reads as (x, y{', sample_weight' if k == 3 else ''}): "
+            "the second part would be dropped silently. Put everything the model sees in "
+            f"the first part — two views as one nested pair per element, {how} — and leave "
+            "labels out of fit.")
+
+
 def _check_arrays(model, leaves, what="x", dataset=False):
     views = getattr(model, "views", None) is not None
     for name, a in leaves:
@@ -225,6 +249,7 @@ def check_fit_inputs(model, x, y, batch_size, kwargs):
             )
     leaves = _leaves(x)
     if leaves is None:
+        _refuse_dataset_targets(model, x)
         specs = _tf_dataset_leaves(x)
         if specs is not None:
             _check_arrays(model, specs, dataset=True)
