@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import ldm_keras as ldm
+from ldm_keras import cli
 from ldm_keras.models.base import NonFiniteStepError, WeightsFileError
 from ldm_keras.models.encoders import mlp
 
@@ -70,6 +71,36 @@ def _fit(model, data, batch_size=8):
 
 x1, x2 = _pairs()
 
+
+def _kf(**cell):
+    return ldm.predictors.KalmanFilter(ldm.predictors.KalmanCell(3, **cell))
+
+
+def _seq(n=2, t=5, f=3):
+    return np.zeros((n, t, f), "float32")
+
+
+def _sequence_fit(model, x):
+    model.compile("adam")
+    return model.fit(x, batch_size=8, epochs=1, verbose=0)
+
+
+def _predictive():
+    model = ldm.models.PredictiveLDM(mlp(4, [8], 3), _kf())
+    model.build((None, 5, 4))
+    return model
+
+
+def _recording(saved, state_rows, frames_rows=100):
+    """An HDF5 recording ``file.h5:frames:state`` whose state has ``state_rows`` rows."""
+    import h5py
+
+    path = saved[0] / f"rec{state_rows}.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = np.zeros((frames_rows, 3), "float32")
+        f["state"] = np.zeros((state_rows, 2), "float32")
+    return ldm.data.datasets.load_sequence_dataset(f"{path}:frames:state", window=10)
+
 CASES = {
     # -- tensors given to estimators and priors -----------------------------------------
     "estimator wrong rank": (
@@ -108,6 +139,17 @@ CASES = {
         lambda s: ldm.models.PredictiveLDM(
             mlp(3, [4], 2), ldm.predictors.KalmanFilter(ldm.predictors.KalmanCell(2))
         ).build((None, 1, 3)), r"at least 2 time steps; received T=1"),
+    "recording targets shorter than frames": (
+        lambda s: _recording(s, 60),
+        r"targets 'state' have 60 rows but frames 'frames' have 100 time steps; expected "
+        r"one row of targets per frame"),
+    "recording targets longer than frames": (
+        lambda s: _recording(s, 120), r"targets 'state' have 120 rows but frames 'frames' "
+                                      r"have 100 time steps"),
+    "window targets shorter than series": (
+        lambda s: ldm.data.windows([np.zeros((10, 3)), np.zeros((12, 3))], 5,
+                                   targets=[np.zeros((10, 2)), np.zeros((7, 2))]),
+        r"`targets` series 1 has 7 rows .* but `series` series 1 has 12 time steps"),
     # -- names and hyperparameters ------------------------------------------------------
     "unknown recipe": (
         lambda s: ldm.recipes.build("simclrr", mlp(DIM, [8], 4)),
@@ -126,6 +168,170 @@ CASES = {
         lambda s: ldm.models.MultiViewLDM(mlp(DIM, [8], 4), prior=ldm.priors.IsotropicGaussian(),
                                           nonfinite="sometimes"),
         r"`nonfinite` must be one of \['ignore', 'raise', 'skip'\]"),
+    # -- wrong ranks and shapes for every model ------------------------------------------
+    "multi-view predict of wrong rank": (
+        lambda s: _model().predict(x1[..., None], verbose=0),
+        r"encoder expects inputs of shape \(None, 6\), received shape \(16, 6, 1\)"),
+    "multi-view predict of wrong width": (
+        lambda s: _model().predict(x1[:, :5], verbose=0), r"expected shape=\(None, 6\)"),
+    "PredictiveLDM fit on (batch, features)": (
+        lambda s: _sequence_fit(_predictive(), np.zeros((8, 4), "float32")),
+        r"PredictiveLDM takes sequences of shape \(batch, time, \*frame_shape\); received "
+        r"shape \(8, 4\)"),
+    "PredictiveLDM predict on (batch, features)": (
+        lambda s: _predictive().predict(np.zeros((8, 4), "float32"), verbose=0),
+        r"PredictiveLDM takes sequences .*received shape \(8, 4\)"),
+    "PredictiveLDM frames of wrong width": (
+        lambda s: _sequence_fit(_predictive(), _seq(8, 5, 6)),
+        r"the encoder expects frames of shape \(4,\), the sequences have frames of shape "
+        r"\(6,\)"),
+    "CPCLDM fit on (batch, features)": (
+        lambda s: _sequence_fit(ldm.models.CPCLDM(mlp(4, [8], 3)), np.zeros((8, 4), "float32")),
+        r"CPCLDM takes sequences of shape \(batch, time, \*frame_shape\)"),
+    "JEPALDM fit on (batch, features)": (
+        lambda s: _sequence_fit(ldm.models.JEPALDM(mlp(4, [8], 3)), np.zeros((8, 4), "float32")),
+        r"JEPALDM takes sequences of shape \(batch, time, \*frame_shape\)"),
+    "LinearICA fit on sequences": (
+        lambda s: _sequence_fit(ldm.models.LinearICA(4), _seq(8, 4, 2)),
+        r"LinearICA takes data of shape \(samples, features\) \(use temporal=True"),
+    "KalmanFilter input of rank 2": (
+        lambda s: _kf()(np.zeros((5, 3), "float32")),
+        r"KalmanFilter expects a rank-3 input of shape \(batch, time, features\); received "
+        r"shape \(5, 3\)"),
+    "KalmanFilter latents of wrong width": (
+        lambda s: _kf()(_seq(f=4)), r"observation_dim=3 .*expects 3 features; received shape "
+                                    r"\(2, 5, 4\)"),
+    "encoder/projector width 0": (
+        lambda s: mlp(0, [8], 4), r"`input_dim` must be an integer >= 1; received 0"),
+    "hidden width 0": (
+        lambda s: mlp(4, [8, 0], 4), r"`widths\[1\]` must be an integer >= 1; received 0"),
+    # -- KalmanCell / KalmanFilter arguments ----------------------------------------------
+    "KalmanCell state_dim 0": (
+        lambda s: ldm.predictors.KalmanCell(0), r"`state_dim` must be an integer >= 1; received 0"),
+    "KalmanCell state_dim 2.5": (
+        lambda s: ldm.predictors.KalmanCell(2.5), r"`state_dim` must be an integer >= 1; "
+                                                  r"received 2\.5"),
+    "KalmanCell negative observation noise": (
+        lambda s: ldm.predictors.KalmanCell(3, observation_noise_init=-0.1),
+        r"`observation_noise_init` must be a finite number > 0; received -0\.1"),
+    "KalmanCell NaN process noise": (
+        lambda s: ldm.predictors.KalmanCell(3, process_noise_init=float("nan")),
+        r"`process_noise_init` must be a finite number > 0; received nan"),
+    "KalmanCell unknown dynamics": (
+        lambda s: ldm.predictors.KalmanCell(3, dynamics="cont"),
+        r"`dynamics` must be one of \['continuous', 'discrete'\]; received 'cont'"),
+    "KalmanCell innovation_history -1": (
+        lambda s: ldm.predictors.KalmanCell(3, innovation_history=-1),
+        r"`innovation_history` must be an integer >= 0; received -1"),
+    "KalmanFilter cell not a cell": (
+        lambda s: ldm.predictors.KalmanFilter("kalman"),
+        r"`cell` must be a KalmanCell or a dict of its arguments; received 'kalman'"),
+    "KalmanFilter float mask": (
+        lambda s: _kf()(_seq(), mask=np.ones((2, 5), "float32")),
+        r"`mask` must be a boolean tensor of shape \(batch, time\) .*received dtype float32"),
+    "KalmanFilter mask of wrong shape": (
+        lambda s: _kf()(_seq(), mask=np.ones((2, 4), bool)),
+        r"`mask` must have shape \(batch, time\) = \(2, 5\); received shape \(2, 4\)"),
+    "KalmanFilter negative dt": (
+        lambda s: _kf(dynamics="continuous")(_seq(), dt=-np.ones((2, 5), "float32")),
+        r"`dt` \(time gaps\) must be finite and >= 0; received values in \[-1, -1\]"),
+    "KalmanFilter NaN dt": (
+        lambda s: _kf(dynamics="continuous")(_seq(), dt=np.full((2, 5), np.nan, "float32")),
+        r"`dt` \(time gaps\) must be finite and >= 0; .*10 non-finite"),
+    "KalmanFilter dt of wrong shape": (
+        lambda s: _kf(dynamics="continuous")(_seq(), dt=np.ones((2, 4), "float32")),
+        r"`dt` must be a number, a \(time,\) = \(5,\) or a \(batch, time\) = \(2, 5\) "
+        r"tensor .*received shape \(2, 4\)"),
+    "KalmanFilter dt with a discrete cell": (
+        lambda s: _kf()(_seq(), dt=np.ones((2, 5), "float32")),
+        r"Time gaps `dt` need a continuous-time cell"),
+    "PredictiveLDM predictor not a filter": (
+        lambda s: ldm.models.PredictiveLDM(mlp(4, [8], 3), "kalman"),
+        r"`predictor` must be a KalmanFilter or a RecurrentPredictor; received 'kalman'"),
+    "CPCLDM prediction_steps 0": (
+        lambda s: ldm.models.CPCLDM(mlp(4, [8], 3), prediction_steps=0),
+        r"`prediction_steps` must be an integer >= 1; received 0"),
+    "CPCLDM unknown context cell": (
+        lambda s: ldm.models.CPCLDM(mlp(4, [8], 3), context_cell="rnn"),
+        r"`context_cell` must be one of \['gru', 'lstm'\]; received 'rnn'"),
+    "JEPALDM momentum 1": (
+        lambda s: ldm.models.JEPALDM(mlp(4, [8], 3), ema_momentum=1.0),
+        r"`ema_momentum` must be in \[0, 1\); received 1\.0"),
+    "LinearICA n_components 0": (
+        lambda s: ldm.models.LinearICA(0), r"`n_components` must be an integer >= 1; received 0"),
+    "LinearICA unknown prior": (
+        lambda s: ldm.models.LinearICA(4, prior="laplacee"),
+        r"`prior` must be one of \['gaussian', .*'logistic'\]; received 'laplacee'"),
+    # -- estimator, prior and recipe arguments ---------------------------------------------
+    "k = 1.5": (lambda s: ldm.entropy.KNNEntropy(k=1.5),
+                r"`k` must be a positive integer; received 1\.5"),
+    "k-NN clip_quantile 2": (
+        lambda s: ldm.entropy.KNNEntropy(clip_quantile=2.0),
+        r"`clip_quantile` must lie in \(0, 1\] or be None; received 2\.0"),
+    "KDE bandwidth (precision) NaN": (
+        lambda s: ldm.entropy.GaussianKDE(precision=float("nan")),
+        r"`precision` must be a finite number > 0; received nan"),
+    "KDE precision a string": (
+        lambda s: ldm.entropy.GaussianKDE(precision="big"),
+        r"`precision` must be a number; received 'big'"),
+    "vMF-KDE unknown centres": (
+        lambda s: ldm.entropy.VonMisesFisherKDE(centers="others"),
+        r"`centers` must be one of \['other', 'self'\]; received 'others'"),
+    "log-det negative jitter": (
+        lambda s: ldm.entropy.GaussianLogDet(jitter=-1),
+        r"`jitter` must be a finite number >= 0; received -1"),
+    "Student-t dof 0": (
+        lambda s: ldm.priors.StudentT(dof=0), r"`dof` must be a finite number > 0; received 0"),
+    "categorical one class": (
+        lambda s: ldm.priors.CategoricalPair(1),
+        r"`num_classes` must be an integer >= 2; received 1"),
+    "simclr temperature 0 (entropy_precision)": (
+        lambda s: ldm.recipes.build("simclr", mlp(DIM, [8], 4), entropy_precision=0.0),
+        r"`precision` must be a finite number > 0; received 0\.0"),
+    "recipe k = 0": (
+        lambda s: ldm.recipes.build("plane-knn", mlp(DIM, [8], 4), k=0),
+        r"`k` must be a positive integer; received 0"),
+    "recipe momentum -0.1": (
+        lambda s: ldm.recipes.build("byol", mlp(DIM, [8], 4), ema_momentum=-0.1),
+        r"`ema_momentum` must be a finite number >= 0; received -0\.1"),
+    "recipe NaN entropy_weight": (
+        lambda s: ldm.recipes.build("plane-kde", mlp(DIM, [8], 4), entropy_weight=float("nan")),
+        r"`entropy_weight` must be a finite number >= 0; received nan"),
+    "recipe unknown mode": (
+        lambda s: ldm.recipes.build("plane-kde", mlp(DIM, [8], 4), mode="both"),
+        r"`mode` must be one of \['joint', 'marginal', 'pooled'\]; received 'both'"),
+    "recipe misspelt setting": (
+        lambda s: ldm.recipes.build("simclr", mlp(DIM, [8], 4), temprature=0.1),
+        r"Recipe 'simclr' has no setting\(s\) \['temprature'\]; settings: "),
+    "recipe unknown entropy": (
+        lambda s: ldm.recipes.build("kalman-ssl", mlp(DIM, [8], 4), entropy="nope"),
+        r"Unknown entropy kind 'nope'; recipes use \["),
+    "unknown view preset": (
+        lambda s: ldm.augment.image_views("mnist"),
+        r"`preset` must be one of \['cifar', 'cifar-strong', 'digits'\]; received 'mnist'"),
+    # -- datasets, the CLI and the zoo by name ---------------------------------------------
+    "unknown image dataset": (
+        lambda s: ldm.data.load_image_dataset("mnist"),
+        r"Unknown dataset 'mnist'; expected one of \['cifar10', "),
+    "unknown sequence dataset": (
+        lambda s: ldm.data.load_sequence_dataset("dotmotion-spiral"),
+        r"Unknown dataset 'dotmotion-spiral'; expected one of \['dotmotion-circular'"),
+    "CLI: a sequence recipe on an image dataset": (
+        lambda s: cli.main(["train", "--debug", "--recipe", "kalman-ssl", "--dataset",
+                                "digits", "--out", str(s[0] / "cli-seq")]),
+        r"Unknown sequence dataset 'digits'; expected one of"),
+    "zoo: misspelt name": (
+        lambda s: ldm.zoo.load("dgits-simclr"),
+        r"Unknown zoo entry 'dgits-simclr'\. Did you mean \['digits-simclr'"),
+    "zoo: name None": (
+        lambda s: ldm.zoo.load(None), r"Unknown zoo entry None\. Known entries: "),
+    "images of the wrong rank (from_arrays)": (
+        lambda s: ldm.data.arrays.from_arrays(np.zeros((4, 3)), rank=4),
+        r"`x` must have rank 4; received shape \(4, 3\) \(rank 2\)"),
+    "labels of another length (from_arrays)": (
+        lambda s: ldm.data.arrays.from_arrays(np.zeros((4, 3)), np.zeros(3)),
+        r"labels must have one entry per sample of `x` \(4\); received labels of shape "
+        r"\(3,\)"),
     # -- files --------------------------------------------------------------------------
     "truncated .weights.h5": (
         lambda s: s[1].load_weights(_truncated(s, "m.weights.h5", "t.weights.h5")),

@@ -121,3 +121,59 @@ def test_all_steps_skipped_warns():
                                                  r"skipped as non-finite.*never updated"):
         model.fit((x1, x2), batch_size=8, verbose=0)
     assert _unchanged(model, before)
+
+
+def test_tf_data_element_specs_are_checked_without_reading_the_data():
+    """A tf.data.Dataset's element_spec is checked (nothing is iterated): integer images
+    are refused as arrays are, with a .map that scales them; strings are named."""
+    tf = pytest.importorskip("tensorflow")
+    model = _model(shape=(6, 6, 1))
+    before = _weights(model)
+    images = np.random.default_rng(0).integers(0, 256, size=(16, 6, 6, 1)).astype("uint8")
+    read = []
+
+    def batches():  # records every batch the pipeline reads
+        for lo in range(0, 16, 8):
+            read.append(lo)
+            yield (images[lo: lo + 8].astype("float32"), images[lo: lo + 8]),
+
+    spec = tf.TensorSpec((None, 6, 6, 1), tf.uint8)  # the second view holds integers
+    ds = tf.data.Dataset.from_generator(batches, output_signature=(
+        (tf.TensorSpec((None, 6, 6, 1), tf.float32), spec),))
+    with pytest.raises(ValueError, match=r"`x\.element_spec\[0\]\[1\]` holds integers "
+                                         r"\(dtype uint8, shape \(None, 6, 6, 1\)\).*"
+                                         r"tf\.cast\(v, 'float32'\) / 255"):
+        model.fit(ds, verbose=0)
+    assert read == [] and _unchanged(model, before)
+    strings = tf.data.Dataset.from_tensor_slices({"a": np.array([["s"] * 5] * 8)}).batch(4)
+    with pytest.raises(ValueError, match=r"`x\.element_spec\['a'\]` must hold real numbers"
+                                         r".*received dtype string"):
+        _model().fit(strings, verbose=0)
+    flat = tf.data.Dataset.from_tensor_slices((images / 255, images / 255)).batch(8)
+    with pytest.raises(ValueError, match=r"self-supervised: `fit` takes no targets, but the "
+                                         r"dataset's elements are 2-tuples.*\(\(a, b\),\)"):
+        model.fit(flat, verbose=0)  # (x1, x2): Keras would take x2 as y and drop it
+    ok = ds.map(lambda v: ((tf.cast(v[0], "float32") / 255, tf.cast(v[1], "float32") / 255),))
+    model.fit(ok, verbose=0)  # scaled as the message says: trains
+    assert read == [0, 8] and not _unchanged(model, before)
+
+
+def test_torch_tensor_loaders_are_checked_as_arrays():
+    torch = pytest.importorskip("torch")
+    model = _model(shape=(6, 6, 1))
+    images = np.random.default_rng(0).integers(0, 256, size=(16, 6, 6, 1)).astype("uint8")
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(images)), batch_size=8)
+    with pytest.raises(ValueError, match=r"`x\.dataset\.tensors\[0\]` holds integers "
+                                         r"\(dtype uint8, shape \(16, 6, 6, 1\).*divide by 255"):
+        model.fit(loader, verbose=0)
+    labelled = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+        torch.zeros(16, 5), torch.zeros(16, dtype=torch.int64)), batch_size=8)
+    with pytest.raises(ValueError, match=r"takes no targets, but the DataLoader's batches are "
+                                         r"2-tuples, which Keras reads as \(x, y\)"):
+        _model().fit(labelled, verbose=0)
+    tiny = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(1, 5)),
+                                       batch_size=8)
+    with pytest.raises(ValueError, match=r"needs batches of at least 2 samples .*"
+                                         r"`x\.dataset` holds 1 sample"):
+        _model().fit(tiny, verbose=0)

@@ -102,7 +102,8 @@ def test_bad_input_is_a_clear_error(rng):
         windows([np.zeros((10, 3)), np.zeros((10, 4))], 5)
     with pytest.raises(ValueError, match="time first"):
         windows(np.zeros(10), 5)
-    with pytest.raises(ValueError, match="one row per time step"):
+    with pytest.raises(ValueError, match=r"`targets` series 0 has 9 rows .* but `series` "
+                                         r"series 0 has 10 time steps; expected one row"):
         windows(np.zeros((10, 3)), 5, targets=np.zeros((9, 2)))
     with pytest.raises(ValueError, match="one array per series"):
         windows([np.zeros((10, 3))] * 2, 5, targets=[np.zeros((10, 2))])

@@ -111,6 +111,22 @@ def check_finite_rows(series, key, path):
                     "rows before training.")
 
 
+def check_target_lengths(series, targets, key, tkey, path):
+    """Raise a ``ValueError`` naming both datasets and both lengths unless every target
+    series has one row per frame of its series, before any data is read."""
+    if len(targets) != len(series):
+        raise ValueError(f"{path!r}: targets {tkey!r} hold {len(targets)} series but frames "
+                         f"{key!r} hold {len(series)}; expected one target array per series.")
+    for i, (s, y) in enumerate(zip(series, targets)):
+        if len(y.shape) < 1 or y.shape[0] != s.shape[0]:
+            where = f" (series {i})" if len(series) > 1 else ""
+            rows = y.shape[0] if len(y.shape) else "no"
+            raise ValueError(
+                f"{path!r}: targets {tkey!r}{where} have {rows} rows but frames {key!r} "
+                f"have {s.shape[0]} time steps; expected one row of targets per frame "
+                "(the same length along the first axis).")
+
+
 def load_sequence_dataset(name, sequences=None, test_sequences=None, window=None,
                           stride=None, seed=0, train_length=None):
     """``((x_train, y_train), (x_test, y_test), info)`` for a sequence dataset.
@@ -176,12 +192,11 @@ def load_sequence_dataset(name, sequences=None, test_sequences=None, window=None
     with arrays.open_h5(path) as f:
         series = _h5_series(f, key, path)
         targets = _h5_series(f, tkey, path) if tkey else None
+        if targets is not None:
+            check_target_lengths(series, targets, key, tkey, path)
         check_finite_rows(series, key, path)
         if targets is not None:
             check_finite_rows(targets, tkey, path)
-        if targets is not None and len(targets) != len(series):
-            raise ValueError(f"{tkey!r} holds {len(targets)} series, {key!r} {len(series)}; "
-                             "expected one target array per series.")
         cuts = [int(round((1 - H5_TEST_FRACTION) * s.shape[0]))
                 for s in series]
         tr_x = [TimeSlice(s, 0, c) for s, c in zip(series, cuts)]

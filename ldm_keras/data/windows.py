@@ -151,12 +151,15 @@ def iter_windows(series, length, stride=1, *, targets=None, batch_size=256, shuf
     if targets is not None:
         tgt = _as_series_list(targets, "targets")
         if len(tgt) != len(items):
-            raise ValueError(f"`targets` must hold one array per series ({len(items)}); "
-                             f"received {len(tgt)}.")
+            raise ValueError(f"`targets` must hold one array per series of `series` "
+                             f"({len(items)}); received {len(tgt)}.")
         for i, (s, y) in enumerate(zip(items, tgt)):
             if len(y.shape) < 1 or y.shape[0] != s.shape[0]:
-                raise ValueError(f"`targets` series {i} must have one row per time step "
-                                 f"({s.shape[0]}); received shape {tuple(y.shape)}.")
+                rows = y.shape[0] if len(y.shape) else "no"
+                raise ValueError(
+                    f"`targets` series {i} has {rows} rows (shape {tuple(y.shape)}) but "
+                    f"`series` series {i} has {s.shape[0]} time steps; expected one row of "
+                    "`targets` per time step (the same length).")
     index = window_index([s.shape[0] for s in items], length, stride, shuffle, seed)
     for b in range(0, len(index), batch_size):
         rows = index[b: b + batch_size]

@@ -7,6 +7,7 @@ import keras
 from keras import layers
 
 from .._serialization import register
+from .._validation import check_int
 
 
 @register
@@ -44,7 +45,11 @@ def mlp(input_dim, widths, output_dim=None, *, activation="relu", batch_norm=Tru
     Example:
         >>> projector = mlp(64, [128], 32, normalize=True)
     """
-    inputs = keras.Input((int(input_dim),))
+    input_dim = check_int(input_dim, "input_dim", minimum=1)
+    widths = [check_int(w, f"widths[{i}]", minimum=1) for i, w in enumerate(widths)]
+    if output_dim is not None:
+        output_dim = check_int(output_dim, "output_dim", minimum=1)
+    inputs = keras.Input((input_dim,))
     h = inputs
     for w in widths:
         h = layers.Dense(int(w), use_bias=not batch_norm)(h)

@@ -1,10 +1,12 @@
 """What ``LDMModel.fit`` checks before any training step, and what it reports after.
 
-Before training (arrays and tuples / dicts of arrays; ``tf.data`` datasets, ``PyDataset``
-and generators pass unchecked, batch them yourself with ``drop_remainder=True``):
+Before training (arrays and tuples / dicts of arrays; for a ``tf.data.Dataset`` and a
+PyTorch ``DataLoader`` over a ``TensorDataset`` only what can be seen without reading a
+batch, see below):
 
 * no targets ``y`` (the models are self-supervised; ``fit(x1, x2)`` is the common slip
-  for ``fit((x1, x2))``);
+  for ``fit((x1, x2))``; likewise a ``tf.data`` dataset of ``(x, y)`` elements or a
+  ``DataLoader`` over ``TensorDataset(x, y)``, whose second part Keras reads as ``y``);
 * real numbers (a string or object array is named, not a Keras dtype error);
 * no integer images or frames: an integer array of rank ≥ 3, or any integer array when
   the model makes views, is refused with the division that makes it floats in [0, 1];
@@ -17,6 +19,16 @@ and generators pass unchecked, batch them yourself with ``drop_remainder=True``)
   non-finite on TensorFlow). A partial batch at least as large as the minimum is
   trained on as Keras does. ``validation_split`` is applied first (as Keras does: the
   last fraction of the samples) and each part handled alike.
+
+Datasets, generators and loaders are never iterated here (that would consume or load
+the user's data). What is checked without reading them: a ``tf.data.Dataset``'s
+``element_spec`` (string components named; integer images / frames refused as for arrays,
+with a ``.map`` that casts them) and the tensors of a ``torch.utils.data.DataLoader`` over
+a ``TensorDataset`` (checked as arrays: dtype, integer images, at least
+``model.min_batch_size`` samples). Nothing is checked for Python generators,
+``keras.utils.PyDataset`` or other loaders, and no partial batch is trimmed for any of
+them: batch them with ``drop_remainder=True`` (``tf.data``) / ``drop_last=True``
+(PyTorch), or a batch size that leaves a last batch of at least ``model.min_batch_size``.
 
 After training: :func:`skipped_steps` counts the steps the non-finite guard skipped;
 ``fit`` warns (:class:`SkippedStepsWarning`) when more than :data:`SKIPPED_STEPS_LIMIT`
@@ -89,30 +101,91 @@ def _value_range(a):
         return ""
 
 
-def integer_image_error(name, a, why):
-    """The ``ValueError`` for integer images / frames: what to divide them by."""
+def integer_image_error(name, a, why, dataset=False):
+    """The ``ValueError`` for integer images / frames: what to divide them by
+    (``dataset``: ``a`` is a ``tf.data`` element spec, the advice is a ``.map``)."""
     dtype = _dtype(a)
     top = np.iinfo(dtype).max if dtype.kind == "u" and dtype.itemsize <= 2 else None
-    how = (f"divide by {top} (e.g. `{name}.astype('float32') / {top}` for {dtype} "
-           "pixels)" if top else "divide by the largest value it can take (255 for "
-           "8-bit pixels) or cast it with `.astype('float32')`")
+    if dataset:
+        how = ("cast and scale it in the pipeline, e.g. `dataset.map(lambda v: "
+               f"tf.cast(v, 'float32') / {top or 255})`")
+    else:
+        how = (f"divide by {top} (e.g. `{name}.astype('float32') / {top}` for {dtype} "
+               "pixels)" if top else "divide by the largest value it can take (255 for "
+               "8-bit pixels) or cast it with `.astype('float32')`")
     return ValueError(
         f"`{name}` holds integers (dtype {dtype}, shape {tuple(a.shape)}"
-        f"{_value_range(a)}): {why} expects floats (images and frames in [0, 1]); {how}. "
+        f"{'' if dataset else _value_range(a)}): {why} expects floats (images and frames in [0, 1]); {how}. "
         "ldm_keras does not rescale integer data itself."
     )
 
 
-def _check_arrays(model, leaves, what="x"):
+def _tf_dataset_leaves(x):
+    """The component specs of a ``tf.data.Dataset``'s elements with their names
+    (``x.element_spec``, ``x.element_spec[1]``, ...), or None for anything else."""
+    if not (type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")):
+        return None
+    out = []
+
+    def walk(spec, name):
+        if isinstance(spec, dict):
+            for k, v in spec.items():
+                walk(v, f"{name}[{k!r}]")
+        elif isinstance(spec, (tuple, list)):
+            for i, v in enumerate(spec):
+                walk(v, f"{name}[{i}]")
+        elif hasattr(spec, "shape") and hasattr(spec, "dtype"):  # TensorSpec
+            out.append((name, spec))
+
+    walk(x.element_spec, "x.element_spec")
+    return out
+
+
+def _torch_loader_leaves(x):
+    """The tensors of a PyTorch ``DataLoader`` over a ``TensorDataset`` (read without
+    loading a batch), or None."""
+    if not type(x).__module__.startswith("torch"):
+        return None
+    tensors = getattr(getattr(x, "dataset", None), "tensors", None)
+    if not isinstance(tensors, (tuple, list)) or not tensors:
+        return None
+    return [(f"x.dataset.tensors[{i}]", t) for i, t in enumerate(tensors)]
+
+
+def _refuse_dataset_targets(model, x):
+    """Refuse a ``tf.data`` dataset of 2- or 3-tuples and a ``DataLoader`` over a
+    ``TensorDataset`` of 2 or 3 tensors: Keras reads those as ``(x, y[, sample_weight])``
+    and the model would drop ``y`` silently."""
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
+        spec, what = x.element_spec, "the dataset's elements are"
+        k = len(spec) if isinstance(spec, tuple) else 0
+        how = "`dataset.map(lambda a, b: ((a, b),))`"
+    else:
+        tensors = getattr(getattr(x, "dataset", None), "tensors", None)
+        if not (type(x).__module__.startswith("torch") and isinstance(tensors, (tuple, list))):
+            return
+        k, what = len(tensors), "the DataLoader's batches are"
+        how = "a `collate_fn` that returns `((x1, x2),)`"
+    if k in (2, 3):
+        raise ValueError(
+            f"{type(model).__name__} is self-supervised: `fit` takes no targets, but {what} "
+            f"{k}-tuples, which Keras reads as (x, y{', sample_weight' if k == 3 else ''}): "
+            "the second part would be dropped silently. Put everything the model sees in "
+            f"the first part — two views as one nested pair per element, {how} — and leave "
+            "labels out of fit.")
+
+
+def _check_arrays(model, leaves, what="x", dataset=False):
     views = getattr(model, "views", None) is not None
     for name, a in leaves:
         name = name.replace("x", what, 1)
         check_real_dtype(a, name)
         if _is_integer(a) and (views or len(a.shape) >= 3):
+            kind = "tensor" if dataset else "array"
             why = (f"{type(model).__name__}'s view generator" if views
-                   else f"{type(model).__name__} (an integer array of rank "
+                   else f"{type(model).__name__} (an integer {kind} of rank "
                    f"{len(a.shape)}: images or frames)")
-            raise integer_image_error(name, a, why)
+            raise integer_image_error(name, a, why, dataset=dataset)
     sizes = {int(a.shape[0]) for _, a in leaves if len(a.shape) > 0 and a.shape[0] is not None}
     return sizes.pop() if len(sizes) == 1 else None
 
@@ -176,6 +249,15 @@ def check_fit_inputs(model, x, y, batch_size, kwargs):
             )
     leaves = _leaves(x)
     if leaves is None:
+        _refuse_dataset_targets(model, x)
+        specs = _tf_dataset_leaves(x)
+        if specs is not None:
+            _check_arrays(model, specs, dataset=True)
+        tensors = _torch_loader_leaves(x)
+        if tensors is not None:
+            n = _check_arrays(model, tensors)
+            if n is not None and n < int(model.min_batch_size):
+                _keep(model, n, n, "x.dataset")  # raises: too few samples
         return x, kwargs
     n = _check_arrays(model, leaves)
     if n is None:

@@ -125,6 +125,12 @@ class MultiViewLDM(EMATargets, LDMModel):
     def call(self, x, training=False):
         if isinstance(x, (tuple, list)):  # pairs of views: represent the first
             x = x[0]
+        expected = getattr(self.encoder, "input_shape", None)
+        if (isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple)
+                and len(x.shape) != len(expected)):  # Keras would squeeze or expand an axis
+            raise ValueError(
+                f"The data do not match the encoder: the encoder expects inputs of shape "
+                f"{expected}, received shape {tuple(x.shape)} (rank {len(x.shape)}).")
         return self.encoder(x, training=training)
 
     def embed(self, x, training=False):
