@@ -42,9 +42,9 @@ CELL = "ldm_keras/predictors/cell.py"
 ZOO = "ldm_keras/zoo/loader.py"
 
 T_FORMULAS = ["tests/test_recipe_formulas.py"]
-T_OBJ = ["tests/test_recipe_formulas.py", "tests/test_mutation_kills.py"]
-T_KALMAN = ["tests/test_kalman.py", "tests/test_mutation_kills.py"]
-T_ZOO = ["tests/test_zoo.py", "tests/test_zoo_security.py", "tests/test_mutation_kills.py"]
+T_OBJ = ["tests/test_mutation_kills.py", "tests/test_recipe_formulas.py"]
+T_KALMAN = ["tests/test_mutation_kills.py", "tests/test_kalman.py"]
+T_ZOO = ["tests/test_mutation_kills.py", "tests/test_zoo.py", "tests/test_zoo_security.py"]
 
 #: (id, file, text to replace (must occur exactly once), replacement, tests to run).
 MUTANTS = [
