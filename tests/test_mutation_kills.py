@@ -41,3 +41,16 @@ def test_alignment_gradient_with_and_without_stop_gradient(stop_gradient, symmet
     np.testing.assert_allclose(g2, -a2 * unit, rtol=1e-5, atol=1e-7)
     loss = float(to_numpy(obj(z1, z2)["loss"]))
     assert loss == pytest.approx(kappa * np.mean((z1 - z2) ** 2), rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["marginal", "pooled"])
+def test_recipe_without_entropy_records_joint_mode(mode):
+    # mutant rec-no-entropy-mode: with no entropy estimator the mode means nothing, and the
+    # built objective says "joint" whatever `mode` was asked for (a saved config then
+    # reads the same for every such choice).
+    from ldm_keras import recipes
+    from ldm_keras.models.encoders import mlp
+
+    model = recipes.build("simsiam", mlp(4, (), 4, name="enc"), projector=None, mode=mode)
+    assert model.objective.entropy is None and model.objective.mode == "joint"
+    assert recipes.options("simsiam", mode=mode)["mode"] == mode  # the option itself kept
