@@ -54,3 +54,25 @@ def test_recipe_without_entropy_records_joint_mode(mode):
     model = recipes.build("simsiam", mlp(4, (), 4, name="enc"), projector=None, mode=mode)
     assert model.objective.entropy is None and model.objective.mode == "joint"
     assert recipes.options("simsiam", mode=mode)["mode"] == mode  # the option itself kept
+
+
+def test_kalman_innovation_covariance_adds_the_jitter():
+    # mutant cell-jitter-sign: S = D P⁻ Dᵀ + diag(σ²_D + jitter); with the default jitter
+    # (1e-6) a sign flip is invisible to the filter tests, so a large one here.
+    import keras
+
+    from ldm_keras.predictors import KalmanCell
+
+    cell = KalmanCell(state_dim=3, observation_dim=2, jitter=0.25)
+    rnn = keras.layers.RNN(cell, return_sequences=True)
+    rnn(np.zeros((1, 2, 2), "float32"))  # builds the cell
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(2, 3, 3)).astype("float32")
+    prior_cov = a @ a.transpose(0, 2, 1) + np.eye(3, dtype="float32")
+    obs_var = np.array([[0.1, 0.3], [0.2, 0.05]], "float32")
+    pred, s_mat, _ = cell.observe_step(np.ones((2, 3), "float32"), prior_cov, obs_var)
+    d = to_numpy(cell.observation_matrix_value()).astype("float64")
+    want = np.einsum("ls,bsk,mk->blm", d, prior_cov, d) \
+        + np.stack([np.diag(v + 0.25) for v in obs_var.astype("float64")])
+    np.testing.assert_allclose(to_numpy(s_mat), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(pred), np.ones((2, 3)) @ d.T, rtol=1e-6)
