@@ -64,9 +64,15 @@ def test_monitor_logs_during_fit():
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     monitor = GradientCosineMonitor(x[:4])
     hist = model.fit(x, epochs=2, batch_size=8, verbose=0, callbacks=[monitor])
-    assert len(monitor.history) == 2
-    for value in hist.history["sg_entropy_cosine"]:
-        assert -1.0 <= value <= 1.0
+    assert len(monitor.history) == 2 and [h["epoch"] for h in monitor.history] == [0, 1]
+    # the logged values are the diagnostics of the weights at the end of each epoch: the
+    # last epoch's equal gradient_cosines of the trained model (checked against NumPy
+    # gradients above), and the two epochs differ (the weights moved)
+    final = gradient_cosines(model, x[:4])
+    for key in ("sg_entropy_cosine", "sg_explicit_cosine"):
+        assert hist.history[key] == [h[key] for h in monitor.history]
+        np.testing.assert_allclose(hist.history[key][-1], final[key], rtol=1e-4, atol=1e-6)
+    assert hist.history["sg_entropy_cosine"][0] != hist.history["sg_entropy_cosine"][1]
 
 
 def test_diagnostics_need_a_predictive_model():
