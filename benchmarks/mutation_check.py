@@ -25,6 +25,7 @@ Writes ``benchmarks/results/mutation.md`` (or ``--out``).
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,8 @@ def copy_tree(dst):
     """The working tree without .git, caches and results into ``dst``."""
     ignore = shutil.ignore_patterns(".git", "__pycache__", ".nox", "*.egg-info", "results",
                                     ".pytest_cache", ".hypothesis")
-    shutil.copytree(ROOT, dst, ignore=ignore, dirs_exist_ok=True)
+    # symlinks kept (ldm_keras/_zoo_data -> ../zoo must resolve inside the copy)
+    shutil.copytree(ROOT, dst, ignore=ignore, dirs_exist_ok=True, symlinks=True)
 
 
 def apply(tree, path, old, new):
@@ -166,6 +168,7 @@ def main(argv=None):
         for mid, path, old, new, tests in mutants:
             print(f"{mid:28s} {path}: {old!r} -> {new!r}  [{' '.join(tests)}]")
         return 0
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # `kill` also cleans up
     rows = []
     tmp = tempfile.mkdtemp(prefix="ldm_mutation_")
     try:

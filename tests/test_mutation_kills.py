@@ -76,3 +76,23 @@ def test_kalman_innovation_covariance_adds_the_jitter():
         + np.stack([np.diag(v + 0.25) for v in obs_var.astype("float64")])
     np.testing.assert_allclose(to_numpy(s_mat), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(to_numpy(pred), np.ones((2, 3)) @ d.T, rtol=1e-6)
+
+
+def test_continuous_time_clamp_bounds_the_growth_at_max_radius():
+    # mutant cell-clamp-shift: F ← F - max(0, log ρ(e^F) - log r) I. A drift 0.5·I
+    # (ρ(e^F) = e^0.5) becomes log(1.02)·I, ρ = 1.02 exactly; a drift inside the bound
+    # is left alone.
+    import math
+
+    from ldm_keras.predictors import KalmanCell
+
+    cell = KalmanCell(state_dim=2, observation_dim=2, dynamics="continuous")
+    cell.build((None, 3))
+    cell.drift.assign(0.5 * np.eye(2, dtype="float32"))
+    rho = float(to_numpy(cell.clamp_spectral_radius(1.02)))
+    assert rho == pytest.approx(math.exp(0.5), rel=1e-4)
+    np.testing.assert_allclose(to_numpy(cell.drift), math.log(1.02) * np.eye(2), atol=1e-5)
+    inside = np.array([[-0.3, 0.2], [-0.2, -0.3]], "float32")
+    cell.drift.assign(inside)
+    cell.clamp_spectral_radius(1.02)
+    np.testing.assert_allclose(to_numpy(cell.drift), inside, atol=1e-7)
