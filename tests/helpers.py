@@ -231,3 +231,25 @@ def _flatten_shapes(shapes):
             isinstance(s, (int, type(None))) for s in shapes)):
         return [tuple(shapes)]
     return [s for item in shapes for s in _flatten_shapes(item)]
+
+
+def statsmodels_lgssm(cls, y, a, b, d, q, r, m0=None, c0=None):
+    """A statsmodels state-space model ``cls`` (its ``KalmanFilter`` or ``KalmanSmoother``)
+    bound to one sequence ``y`` (T, L; NaN = missing) with the Kalman cell's parametrisation:
+    transition ``a`` around the offset ``b``, design ``d``, diagonal process variances ``q``,
+    observation variances ``r`` ((L,) or (T, L)), prior N(m0, c0) before the first step."""
+    steps, l_ = y.shape
+    s = a.shape[0]
+    m0 = np.zeros(s) if m0 is None else np.asarray(m0, "float64")
+    c0 = np.eye(s) if c0 is None else np.asarray(c0, "float64")
+    mod = cls(k_endog=l_, k_states=s)
+    mod.bind(np.asarray(y, "float64"))
+    mod["design"] = d
+    mod["transition"] = a
+    mod["selection"] = np.eye(s)
+    mod["state_cov"] = np.diag(q)
+    mod["state_intercept"] = (np.eye(s) - a) @ b
+    r = np.asarray(r, "float64")
+    mod["obs_cov"] = np.diag(r) if r.ndim == 1 else np.stack([np.diag(v) for v in r], -1)
+    mod.initialize_known(a @ (m0 - b) + b, a @ c0 @ a.T + np.diag(q))
+    return mod

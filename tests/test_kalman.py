@@ -10,7 +10,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, gradients, run_layer_test, to_numpy
+from helpers import BACKEND, gradients, run_layer_test, statsmodels_lgssm, to_numpy
 from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
 
 from ldm_keras.predictors import KalmanCell, KalmanFilter, TransitionInitializer, spectral_radius
@@ -40,21 +40,7 @@ def simulate(rng, batch, steps, a, b, d, q, r):
 
 def statsmodels_filter(y, a, b, d, q, r, m0=None, c0=None):
     """statsmodels' Kalman filter of one sequence y (T, L); r: (L,) or (T, L) variances."""
-    steps, l_ = y.shape
-    s = a.shape[0]
-    m0 = np.zeros(s) if m0 is None else np.asarray(m0, "float64")
-    c0 = np.eye(s) if c0 is None else np.asarray(c0, "float64")
-    mod = SMKalmanFilter(k_endog=l_, k_states=s)
-    mod.bind(np.asarray(y, "float64"))
-    mod["design"] = d
-    mod["transition"] = a
-    mod["selection"] = np.eye(s)
-    mod["state_cov"] = np.diag(q)
-    mod["state_intercept"] = (np.eye(s) - a) @ b
-    r = np.asarray(r, "float64")
-    mod["obs_cov"] = np.diag(r) if r.ndim == 1 else np.stack([np.diag(v) for v in r], -1)
-    mod.initialize_known(a @ (m0 - b) + b, a @ c0 @ a.T + np.diag(q))
-    res = mod.filter()
+    res = statsmodels_lgssm(SMKalmanFilter, y, a, b, d, q, r, m0, c0).filter()
     return {
         "state_mean": res.filtered_state.T,
         "state_cov": res.filtered_state_cov.transpose(2, 0, 1),

@@ -9,7 +9,7 @@ P₀ = I`` is the posterior at t = 0.
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, gradients, to_numpy
+from helpers import BACKEND, gradients, statsmodels_lgssm, to_numpy
 from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
 from ldm_keras.entropy import KNNEntropy
@@ -40,19 +40,7 @@ def simulate(rng, batch, steps, a, b, d, q, r):
 
 def statsmodels_smoother(y, a, b, d, q, r):
     """statsmodels filter + smoother of one sequence y (T, L) (NaN = missing)."""
-    steps, l_ = y.shape
-    s = a.shape[0]
-    mod = KalmanSmoother(k_endog=l_, k_states=s)
-    mod.bind(np.asarray(y, "float64"))
-    mod["design"] = d
-    mod["transition"] = a
-    mod["selection"] = np.eye(s)
-    mod["state_cov"] = np.diag(q)
-    mod["state_intercept"] = (np.eye(s) - a) @ b
-    r = np.asarray(r, "float64")
-    mod["obs_cov"] = np.diag(r) if r.ndim == 1 else np.stack([np.diag(v) for v in r], -1)
-    mod.initialize_known(a @ (-b) + b, a @ a.T + np.diag(q))
-    res = mod.smooth()
+    res = statsmodels_lgssm(KalmanSmoother, y, a, b, d, q, r).smooth()
     return {
         "prediction": res.forecasts.T,
         "prediction_cov": res.forecasts_error_cov.transpose(2, 0, 1),
