@@ -7,10 +7,10 @@ meaning a finite loss and gradients *and* finite new weights and optimizer state
 cross-replica ``merge_call`` under a ``tf.distribute`` strategy.
 
 Under ``tf.distribute`` (e.g. ``MirroredStrategy``) Keras runs this step once per replica
-on the replica's slice of the batch. A model whose loss calls
-:func:`ldm_keras.backend.all_gather` on its embeddings (gathered with gradient, so an
-entropy over the batch sees the global batch) sets ``gathers_across_replicas = True``
-(``MultiViewLDM``); the step refuses any other model under more than one replica. The
+on the replica's slice of the batch. A model whose loss passes its embeddings through
+:meth:`~.base.LDMTrainer.gather_batch` (gathered with gradient, so an entropy over the
+batch sees the global batch) sets ``loss_gathers_batch = True`` (every built-in model);
+the step refuses any other model under more than one replica. The
 loss, then the same global value on every replica, is divided by the number of replicas
 before the gradient, as the optimizer sums the replicas' gradients; the finiteness flag
 is all-reduced so that every replica skips the same steps.
@@ -26,16 +26,9 @@ class TensorFlowTrainer(LDMTrainer):
     """``train_step(data)`` / ``test_step(data)`` on the TensorFlow backend."""
 
     def check_replicas(self):
-        """Refuse a multi-replica step for a model whose loss does not gather its embeddings."""
+        """Refuse a model whose loss does not gather, or one built inside a replica."""
+        super().check_replicas()
         replicas = backend.num_replicas()
-        if replicas > 1 and not self.gathers_across_replicas:
-            raise NotImplementedError(
-                f"{type(self).__name__} does not gather its embeddings across the "
-                f"{replicas} replicas of the tf.distribute strategy, so its entropy "
-                "would be estimated per replica (on the local batch), not on the global "
-                "batch. Train it on one device, or with the JAX backend and "
-                "keras.distribution.DataParallel. MultiViewLDM supports MirroredStrategy."
-            )
         if replicas > 1 and not self.built:
             # built inside a replica, EMA targets would not start as copies of the online nets
             raise ValueError(
