@@ -11,8 +11,8 @@ model's losses and final weights (EMA targets and BatchNorm statistics included)
   global batch (``ldm_keras.distributed.shard``);
   on PyTorch, two of the models again with the gather disabled (a per-device
   entropy, which must not match the reference);
-* ``die`` — like ``dp``, but rank 1 exits after its first step (the others must fail
-  with an error, not hang).
+  then rank 1 exits and rank 0 trains once more: that must fail with an error within
+  a bounded time (written to ``OUT.die.json``), not hang.
 """
 
 import json
@@ -43,9 +43,12 @@ from ldm_keras.models.encoders import mlp  # noqa: E402
 from ldm_keras.predictors import KalmanCell, KalmanFilter, RecurrentPredictor  # noqa: E402
 
 if MODE != "single" and BACKEND == "jax":
-    keras.distribution.set_distribution(keras.distribution.DataParallel())
-SCOPE = strategy.scope() if MODE != "single" and BACKEND == "tensorflow" else \
-    contextlib.nullcontext()
+    layout = keras.distribution.DataParallel()
+    layout.auto_shard_dataset = False  # each process feeds its own shard (arrays)
+    keras.distribution.set_distribution(layout)
+def SCOPE():  # noqa: N802
+    return strategy.scope() if MODE != "single" and BACKEND == "tensorflow" else \
+        contextlib.nullcontext()
 G, T, D = 16, 6, 5  # global batch, sequence length, features
 rng = np.random.default_rng(0)
 PAIRS = rng.normal(size=(G, D)).astype("float32")
@@ -102,7 +105,9 @@ MODELS = {"multiview_ema": lambda: _multiview(ema=0.5),
 
 
 def _local(x):
-    if MODE == "single":
+    # TensorFlow: every worker passes all the data and the global batch size; the
+    # strategy shards it (elements i, i + R, ...)
+    if MODE == "single" or BACKEND == "tensorflow":
         return x
     return tuple(distributed.shard(a) for a in x) if isinstance(x, tuple) else \
         distributed.shard(x)
@@ -112,19 +117,13 @@ def _flat(weights):
     return [np.asarray(w, dtype="float64").ravel().tolist() for w in weights]
 
 
-class _Die(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        if RANK == 1:
-            os._exit(3)
-
-
 out = {}
 ONLY = os.environ.get("LDM_TEST_ONLY")
 for name, make in MODELS.items():
-    if (MODE == "die" and name != "multiview_ema") or (ONLY and name != ONLY):
+    if ONLY and name != ONLY:
         continue
     keras.utils.set_random_seed(0)
-    with SCOPE:
+    with SCOPE():
         model, x, shape = make()
         lr = 0.002 if name.startswith("kalman") else 0.01  # stable for 3 steps
         model.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.5))
@@ -140,16 +139,7 @@ for name, make in MODELS.items():
                 else x[i * half:(i + 1) * half]
             shards.append(float(keras.ops.convert_to_numpy(model.compute_ldm_loss(
                 part)["loss"])))
-    start = time.time()
-    try:
-        hist = model.fit(local, batch_size=rows, epochs=3, shuffle=False, verbose=0,
-                         callbacks=[_Die()] if MODE == "die" else [])
-    except Exception as err:  # the run where a peer died
-        if MODE != "die":
-            raise
-        out[name] = {"error": f"{type(err).__name__}: {err}"[:500],
-                     "seconds": time.time() - start}
-        continue
+    hist = model.fit(local, batch_size=rows, epochs=3, shuffle=False, verbose=0)
     out[name] = {"loss": hist.history["loss"], "weights": _flat(model.get_weights()),
                  "shards": shards}
 if MODE == "dp" and BACKEND == "torch":  # the same runs with a per-device entropy
@@ -169,3 +159,19 @@ if MODE == "dp" and BACKEND == "torch":  # the same runs with a per-device entro
                                 "weights": _flat(model.get_weights())}
 with open(OUT, "w") as f:
     json.dump(out, f)
+if MODE == "dp":  # a peer dies: the survivor must fail, not hang
+    if RANK == 1:
+        os._exit(3)
+    start, error = time.time(), ""
+    try:  # (on TensorFlow creating the variables is already a collective)
+        keras.utils.set_random_seed(0)
+        with SCOPE():
+            model, x, shape = MODELS["multiview_ema"]()
+            model.compile(optimizer=keras.optimizers.SGD(0.01))
+            model.build(shape)
+        local = _local(x)
+        model.fit(local, batch_size=len(local[0]), epochs=3, verbose=0)
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}"[:1000]
+    with open(OUT + ".die.json", "w") as f:
+        json.dump({"error": error, "seconds": time.time() - start}, f)

@@ -55,7 +55,8 @@ def initialize(coordinator, num_processes, process_id, timeout):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=process_id, initialization_timeout=int(timeout),
-                               heartbeat_timeout_seconds=int(timeout))
+                               heartbeat_timeout_seconds=int(timeout),
+                               shutdown_timeout_seconds=int(timeout))
     _STARTED.append(True)
     return None
 

@@ -85,6 +85,15 @@ class LDMTrainer:
                 out.append(backend.all_gather(t))
         return tuple(out) if len(out) != 1 else out[0]
 
+    def moving_statistics(self):
+        """The BatchNorm moving means and variances of every layer of the model (kept
+        identical across data-parallel replicas by averaging after each step)."""
+        out = []
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                out += [layer.moving_mean, layer.moving_variance]
+        return out
+
     def check_replicas(self):
         """Refuse a multi-replica step for a model whose loss does not gather its batch."""
         replicas = backend.num_replicas()

@@ -24,7 +24,6 @@ semantics written out here:
   DDP without SyncBatchNorm), and the logged metrics are averaged over the ranks.
 """
 
-import keras
 import torch
 import torch.distributed as dist
 
@@ -50,14 +49,6 @@ def _all_reduce(tensors, average=False):
 
 class TorchTrainer(LDMTrainer):
     """``train_step(data)`` / ``test_step(data)`` on the PyTorch backend."""
-
-    def _moving_statistics(self):
-        """The BatchNorm moving means and variances of every layer of the model."""
-        out = []
-        for layer in self._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                out += [layer.moving_mean, layer.moving_variance]
-        return out
 
     def _start_replicas(self, data):
         """First step of a multi-process run: every rank takes rank 0's state."""
@@ -113,7 +104,7 @@ class TorchTrainer(LDMTrainer):
 
     def _average_over_ranks(self, logs):
         """Average the BatchNorm moving statistics and the logs over the ranks."""
-        stats = self._moving_statistics()
+        stats = self.moving_statistics()
         values = [s.value for s in stats]
         _all_reduce(values, average=True)  # in place
         keys = sorted(logs)
