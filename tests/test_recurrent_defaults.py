@@ -142,7 +142,9 @@ def test_diagonal_variance_nll_matches_numpy(rng):
 
 def _per_step_model(entropy_pooling="per-step", **kw):
     keras.utils.set_random_seed(0)
-    enc = mlp(10, [8], 3, batch_norm=False)
+    # tanh: no dead units, so no two frames share a latent (a zero k-NN radius)
+    enc = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8, activation="tanh"),
+                            keras.layers.Dense(3)])
     pred = RecurrentPredictor(units=6, hidden_units=(), variance="diagonal",
                               stop_gradient_targets=False)
     return PredictiveLDM(enc, pred, entropy=KNNEntropy(dimension="intrinsic", **kw),
