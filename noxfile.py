@@ -38,7 +38,8 @@ def tests(session, backend):
         # On a small, busy CPU torch's intra-op threads make the many small matrix ops
         # of the Kalman filter (2×2 Cholesky) ~1000× slower; one thread is much faster.
         env["OMP_NUM_THREADS"] = "1"
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs, env=env)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "--durations=20", *session.posargs,
+                env=env)
 
 
 @nox.session
