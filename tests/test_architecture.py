@@ -129,7 +129,7 @@ def test_the_cycle_finder_finds_a_cycle():
 FLOORS = [
     {"_math", "_validation", "_serialization", "_registry", "_deprecation", "_choose_backend",
      "outputs"},
-    {"backend"},
+    {"backend", "distributed"},
     {"priors", "entropy", "predictors"},
     {"objectives", "augment"},
     {"data"},

@@ -20,6 +20,12 @@ import. Each implementation defines every name of :data:`INTERFACE`:
   :mod:`ldm_keras.models.trainers`).
 * :func:`outside_trace` ``(fn)`` — run ``fn`` eagerly even while a compiled step is being
   traced (one-off set-up such as copying weights into an EMA target).
+* :func:`initialize` ``(coordinator, num_processes, process_id, timeout)`` — join a
+  multi-process run (``torch.distributed`` process group, ``jax.distributed``, or a
+  ``MultiWorkerMirroredStrategy``, which it returns); used by
+  :func:`ldm_keras.distributed.initialize`.
+* :func:`process_index` ``()`` / :func:`process_count` ``()`` — this process's index
+  and the number of processes (0 and 1 in a single-process run).
 
 Adding a utility: define it, with the same signature and docstring, in each of the three
 backend files (and in ``unsupported.py``), then add its name to :data:`INTERFACE` and
@@ -37,7 +43,8 @@ import importlib
 import keras
 
 #: The functions every backend implementation defines.
-INTERFACE = ("all_gather", "num_replicas", "all_true", "gradients", "outside_trace")
+INTERFACE = ("all_gather", "num_replicas", "all_true", "gradients", "outside_trace",
+             "initialize", "process_index", "process_count")
 
 #: Keras backend name -> implementation module (anything else: ``unsupported``).
 IMPLEMENTATIONS = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
@@ -52,5 +59,8 @@ num_replicas = _impl.num_replicas
 all_true = _impl.all_true
 gradients = _impl.gradients
 outside_trace = _impl.outside_trace
+initialize = _impl.initialize
+process_index = _impl.process_index
+process_count = _impl.process_count
 
 __all__ = ["INTERFACE", "IMPLEMENTATIONS", "name", *INTERFACE]

@@ -39,3 +39,33 @@ def gradients(fn, variables):
 def outside_trace(fn):
     """Run ``fn`` now (this backend builds models eagerly)."""
     return fn()
+
+
+
+_STARTED = []
+
+
+def initialize(coordinator, num_processes, process_id, timeout):
+    """``jax.distributed.initialize`` with the coordinator at ``coordinator``
+    (``host:port``), before any other JAX work; the cross-process collectives of CPU
+    devices use gloo. Then ``keras.distribution.DataParallel()`` spans the devices of
+    every process. Returns ``None``."""
+    if _STARTED:
+        return None
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                               process_id=process_id, initialization_timeout=int(timeout),
+                               heartbeat_timeout_seconds=int(timeout),
+                               shutdown_timeout_seconds=int(timeout))
+    _STARTED.append(True)
+    return None
+
+
+def process_index():
+    """``jax.process_index()``."""
+    return jax.process_index()
+
+
+def process_count():
+    """``jax.process_count()``."""
+    return jax.process_count()

@@ -5,6 +5,9 @@ per replica on that replica's slice of the batch; the replica context gathers an
 reduces across them.
 """
 
+import json
+import os
+
 import tensorflow as tf
 
 
@@ -55,3 +58,39 @@ def outside_trace(fn):
     """Run ``fn`` eagerly even while a ``tf.function`` is being traced (one-off setup)."""
     with tf.init_scope():
         return fn()
+
+
+_STRATEGY = []
+
+
+def initialize(coordinator, num_processes, process_id, timeout):
+    """``tf.distribute.MultiWorkerMirroredStrategy`` over the workers ``coordinator``
+    (``host:port,host:port,...``, one address per process, this process's at
+    ``process_id``), written to ``TF_CONFIG``; collectives that wait longer than
+    ``timeout`` seconds for a peer raise. Returns the strategy: build and compile the
+    model inside ``strategy.scope()``. Call it before any other TensorFlow work."""
+    if _STRATEGY:
+        return _STRATEGY[0]
+    workers = [a.strip() for a in coordinator.split(",") if a.strip()]
+    if len(workers) != num_processes:
+        raise ValueError(
+            "On TensorFlow every worker needs its own address: pass `coordinator` as "
+            f"{num_processes} comma-separated host:port addresses (one per process); "
+            f"received {coordinator!r}.")
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": process_id}})
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy(communication_options=options))
+    return _STRATEGY[0]
+
+
+def process_index():
+    """This worker's index (0 without :func:`initialize`)."""
+    return int(_STRATEGY[0].cluster_resolver.task_id) if _STRATEGY else 0
+
+
+def process_count():
+    """The number of workers (1 without :func:`initialize`)."""
+    if not _STRATEGY:
+        return 1
+    return len(_STRATEGY[0].cluster_resolver.cluster_spec().as_dict().get("worker", [1]))

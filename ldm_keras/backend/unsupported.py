@@ -38,3 +38,18 @@ def gradients(fn, variables):
 def outside_trace(fn):
     """Run ``fn`` now."""
     return fn()
+
+
+def initialize(coordinator, num_processes, process_id, timeout):
+    """Refused: no multi-process training on this backend."""
+    _refuse("train across processes")
+
+
+def process_index():
+    """0 (one process)."""
+    return 0
+
+
+def process_count():
+    """1 (one process)."""
+    return 1

@@ -307,10 +307,14 @@ class LinearICA(LDMModel):
 
     def compute_ldm_loss(self, x, training=False):
         self._check_input(tuple(x.shape))
-        alignment = ops.mean(self._alignment_terms(self._sources(x)))
+        sources = self.gather_batch(self._sources(x))  # data parallel: the global batch
+        alignment = ops.mean(self._alignment_terms(sources))
         entropy = self.entropy_term()
         loss = -(alignment + self.entropy_weight * entropy)
         return {"loss": loss, "alignment": alignment, "entropy": entropy}
+
+    #: the loss gathers every replica's sources (data parallelism)
+    loss_gathers_batch = True
 
     # -- scikit-learn style read-outs ---------------------------------------------------
     def transform(self, x, batch_size=None):

@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from .. import backend
 from .._serialization import deserialize, register, serialize
 from .._validation import check_momentum
 from ..objectives import LDMObjective
@@ -171,17 +170,11 @@ class MultiViewLDM(EMATargets, LDMModel):
             t1 = ops.stop_gradient(self._target_embed(x1, training))
             t2 = ops.stop_gradient(self._target_embed(x2, training))
         # data parallel: estimate over the global batch (the identity on one replica)
-        z1, z2, p1, p2, t1, t2 = (None if t is None else backend.all_gather(t)
-                                  for t in (z1, z2, p1, p2, t1, t2))
+        z1, z2, p1, p2, t1, t2 = self.gather_batch(z1, z2, p1, p2, t1, t2)
         return self.objective(z1, z2, p1, p2, t1, t2)
 
-    @property
-    def gathers_across_replicas(self):
-        """True: under ``tf.distribute`` the loss gathers every replica's embeddings.
-
-        (False for a subclass that overrides :meth:`compute_ldm_loss`.)
-        """
-        return type(self).compute_ldm_loss is MultiViewLDM.compute_ldm_loss
+    #: the loss gathers every replica's embeddings (data parallelism)
+    loss_gathers_batch = True
 
     @property
     def min_batch_size(self):

@@ -277,7 +277,16 @@ class PredictiveLDM(LDMModel):
         return ops.take(pooled, ops.convert_to_tensor(keep, "int32"), axis=0)
 
     def compute_ldm_loss(self, x, training=False):
-        z, out, mask = self._forward_masked(x, training)
+        x, mask, dt = self._split_inputs(x)
+        z, inputs = self._predictor_inputs(x, training)
+        # data parallel: the filter, the NLL mean and the entropy see the global batch
+        z, inputs, mask = self.gather_batch(z, inputs, mask)
+        if dt is not None and len(dt.shape) == 2:
+            dt = self.gather_batch(dt)
+        if self._is_kalman:
+            out = self.predictor(inputs, mask=mask, dt=dt, training=training)
+        else:
+            out = self.predictor(inputs, training=training)
         alignment = -self.mean_nll(out["nll"], mask)
         if self.entropy is None:
             ent = ops.zeros((), "float32")
@@ -285,6 +294,9 @@ class PredictiveLDM(LDMModel):
             ent = self.entropy(self._pooled_latents(z, mask))
         loss = -(alignment + self.entropy_weight * ent)
         return {"loss": loss, "alignment": alignment, "entropy": ent}
+
+    #: the loss gathers every replica's latents (data parallelism)
+    loss_gathers_batch = True
 
     def after_optimizer_step(self):
         if self._is_kalman and self.clamp_radius is not None:

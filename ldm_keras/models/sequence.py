@@ -153,7 +153,7 @@ class CPCLDM(FrameEncoding, LDMModel):
 
     def compute_ldm_loss(self, x, training=False):
         shape = check_sequences(self, tuple(x.shape), self.prediction_steps + 1)
-        z = per_frame(self.encoder, x, training)
+        z = self.gather_batch(per_frame(self.encoder, x, training))  # global batch
         c = self.context_network(z, training=training)
         t = shape[1] if shape[1] is not None else ops.shape(x)[1]
         alignment = entropy = 0.0
@@ -166,6 +166,9 @@ class CPCLDM(FrameEncoding, LDMModel):
         entropy = entropy / self.prediction_steps
         return {"loss": -(alignment + self.entropy_weight * entropy),
                 "alignment": alignment, "entropy": entropy}
+
+    #: the loss gathers every replica's latents (data parallelism)
+    loss_gathers_batch = True
 
     def get_config(self):
         return {**super().get_config(), "encoder": serialize(self.encoder),
@@ -246,11 +249,13 @@ class JEPALDM(EMATargets, FrameEncoding, LDMModel):
     def compute_ldm_loss(self, x, training=False):
         check_sequences(self, tuple(x.shape))
         z = per_frame(self.encoder, x, training)
-        pred = self.predictor(z, training=training)["prediction"]
         if self.target_encoder is not None:
             target = per_frame(self.target_encoder, x, training)
         else:
             target = z
+        # data parallel: the means run over the global batch
+        z, target = self.gather_batch(z, target)
+        pred = self.predictor(z, training=training)["prediction"]
         target = ops.stop_gradient(ops.cast(target, "float32"))
         dim = pred.shape[-1]
         logp = self.prior.log_prob(ops.reshape(target[:, 1:], (-1, dim)),
@@ -258,6 +263,9 @@ class JEPALDM(EMATargets, FrameEncoding, LDMModel):
         alignment = ops.mean(logp)
         return {"loss": -alignment, "alignment": alignment,
                 "entropy": ops.zeros((), "float32")}
+
+    #: the loss gathers every replica's latents (data parallelism)
+    loss_gathers_batch = True
 
     def target_weights(self):
         """The EMA target encoder's weights."""

@@ -8,6 +8,8 @@ is a public method of :class:`LDMTrainer` or one of the model's hooks.
 import keras
 from keras import ops
 
+from ... import backend
+
 
 class LDMTrainer:
     """Mixin: what every backend's training step shares.
@@ -36,10 +38,11 @@ class LDMTrainer:
     #: The logs of ``compute_ldm_loss`` tracked as metrics (mean over the epoch).
     metric_names = ("loss", "alignment", "entropy")
 
-    #: Whether ``compute_ldm_loss`` gathers its embeddings across ``tf.distribute``
-    #: replicas (:func:`ldm_keras.backend.all_gather`); other models are refused under
-    #: more than one replica.
-    gathers_across_replicas = False
+    #: Set to True in the class body that defines ``compute_ldm_loss`` when that loss
+    #: passes every per-sample output through :meth:`gather_batch` before any batch
+    #: statistic; a model without it (or a subclass that overrides the loss without
+    #: setting it again) is refused under more than one replica.
+    loss_gathers_batch = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,6 +53,58 @@ class LDMTrainer:
     def metrics(self):
         extra = [] if not self.guards_nonfinite else [self._skipped_tracker]
         return list(self._trackers) + extra
+
+    @property
+    def gathers_across_replicas(self):
+        """Whether the loss estimates its batch statistics on the global batch under data
+        parallelism: ``loss_gathers_batch`` of the class that defines
+        ``compute_ldm_loss``."""
+        owner = next(c for c in type(self).__mro__ if "compute_ldm_loss" in vars(c))
+        return bool(vars(owner).get("loss_gathers_batch", False))
+
+    def gather_batch(self, *tensors):
+        """Each tensor concatenated over the data-parallel replicas along axis 0, with
+        gradient (:func:`ldm_keras.backend.all_gather`): the per-sample outputs of the
+        networks (embeddings, masks, time gaps), so that everything after them — the
+        latent model, the entropy, the means — is computed on the global batch. ``None``
+        and scalars pass through; booleans are gathered as integers. The identity with
+        one replica.
+
+        Example:
+            >>> z, mask = self.gather_batch(z, mask)
+        """
+        if backend.num_replicas() == 1:
+            return tensors if len(tensors) != 1 else tensors[0]
+        out = []
+        for t in tensors:
+            if t is None or len(t.shape) == 0:
+                out.append(t)
+            elif keras.backend.standardize_dtype(t.dtype) == "bool":
+                out.append(ops.cast(backend.all_gather(ops.cast(t, "int32")), "bool"))
+            else:
+                out.append(backend.all_gather(t))
+        return tuple(out) if len(out) != 1 else out[0]
+
+    def moving_statistics(self):
+        """The BatchNorm moving means and variances of every layer of the model (kept
+        identical across data-parallel replicas by averaging after each step)."""
+        out = []
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                out += [layer.moving_mean, layer.moving_variance]
+        return out
+
+    def check_replicas(self):
+        """Refuse a multi-replica step for a model whose loss does not gather its batch."""
+        replicas = backend.num_replicas()
+        if replicas > 1 and not self.gathers_across_replicas:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not gather its embeddings across the "
+                f"{replicas} replicas of this data-parallel run, so its entropy would be "
+                "estimated per replica (on the local batch), not on the global batch. "
+                "Pass the per-sample outputs through `self.gather_batch(...)` in "
+                "`compute_ldm_loss` and set `loss_gathers_batch = True` in the class, or "
+                "train on one device.")
 
     @property
     def guards_nonfinite(self):

@@ -7,13 +7,14 @@ meaning a finite loss and gradients *and* finite new weights and optimizer state
 cross-replica ``merge_call`` under a ``tf.distribute`` strategy.
 
 Under ``tf.distribute`` (e.g. ``MirroredStrategy``) Keras runs this step once per replica
-on the replica's slice of the batch. A model whose loss calls
-:func:`ldm_keras.backend.all_gather` on its embeddings (gathered with gradient, so an
-entropy over the batch sees the global batch) sets ``gathers_across_replicas = True``
-(``MultiViewLDM``); the step refuses any other model under more than one replica. The
+on the replica's slice of the batch. A model whose loss passes its embeddings through
+:meth:`~.base.LDMTrainer.gather_batch` (gathered with gradient, so an entropy over the
+batch sees the global batch) sets ``loss_gathers_batch = True`` (every built-in model);
+the step refuses any other model under more than one replica. The
 loss, then the same global value on every replica, is divided by the number of replicas
 before the gradient, as the optimizer sums the replicas' gradients; the finiteness flag
-is all-reduced so that every replica skips the same steps.
+is all-reduced so that every replica skips the same steps, and BatchNorm moving
+statistics are averaged over the replicas after every step (docs/scaling.md).
 """
 
 import tensorflow as tf
@@ -26,16 +27,9 @@ class TensorFlowTrainer(LDMTrainer):
     """``train_step(data)`` / ``test_step(data)`` on the TensorFlow backend."""
 
     def check_replicas(self):
-        """Refuse a multi-replica step for a model whose loss does not gather its embeddings."""
+        """Refuse a model whose loss does not gather, or one built inside a replica."""
+        super().check_replicas()
         replicas = backend.num_replicas()
-        if replicas > 1 and not self.gathers_across_replicas:
-            raise NotImplementedError(
-                f"{type(self).__name__} does not gather its embeddings across the "
-                f"{replicas} replicas of the tf.distribute strategy, so its entropy "
-                "would be estimated per replica (on the local batch), not on the global "
-                "batch. Train it on one device, or with the JAX backend and "
-                "keras.distribution.DataParallel. MultiViewLDM supports MirroredStrategy."
-            )
         if replicas > 1 and not self.built:
             # built inside a replica, EMA targets would not start as copies of the online nets
             raise ValueError(
@@ -43,6 +37,19 @@ class TensorFlowTrainer(LDMTrainer):
                 f"{type(self).__name__} inside `strategy.scope()` before `fit`/`evaluate` "
                 "(e.g. `model.build(input_shape)`); received an unbuilt model."
             )
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15) builds a model under a strategy from a first batch reduced across
+        # the replicas, which fails under MultiWorkerMirroredStrategy (a PerReplica
+        # value it cannot convert). An LDM model under a strategy is built before `fit`
+        # (check_replicas), so only the optimizer remains to build, in the scope.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is not None and self.built and getattr(self, "optimizer", None):
+            with strategy.scope():
+                if not self.optimizer.built:
+                    self.optimizer.build(self.trainable_variables)
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_step(self, data):
         self.check_replicas()
@@ -62,7 +69,8 @@ class TensorFlowTrainer(LDMTrainer):
         grads = tape.gradient(scaled, variables)
         if not guard:
             self.apply_update(grads, variables)
-            return self.update_metrics(logs)
+            self._average_moving_statistics()
+            return self._step_outputs(self.update_metrics(logs))
         ok = backend.all_true(self.step_is_finite(logs, grads))  # same decision everywhere
         safe = [g if g is None or isinstance(g, tf.IndexedSlices)
                 else tf.where(ok, g, tf.zeros_like(g)) for g in grads]
@@ -73,9 +81,31 @@ class TensorFlowTrainer(LDMTrainer):
             [v.value for v in guarded])))
         for v, o in zip(guarded, old):
             v.assign(tf.where(ok, v.value, o))
-        return self.update_metrics(logs, ok)
+        self._average_moving_statistics()
+        return self._step_outputs(self.update_metrics(logs, ok))
 
     def test_step(self, data):
         self.check_replicas()
         logs = self.compute_logs(data, training=False)
-        return self.update_metrics(logs)
+        return self._step_outputs(self.update_metrics(logs))
+
+    def _average_moving_statistics(self):
+        # each replica updates BatchNorm moving statistics from its own slice; average
+        # them so that every replica (and worker) keeps the same ones
+        ctx = tf.distribute.get_replica_context()
+        stats = self.moving_statistics()
+        if ctx is None or ctx.num_replicas_in_sync <= 1 or not stats:
+            return
+        means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
+                               [tf.identity(s.value) for s in stats])
+        for s, m in zip(stats, means):
+            s.assign(m)
+
+    @staticmethod
+    def _step_outputs(logs):
+        # Keras (3.15) reduces the step's outputs across the workers of a
+        # MultiWorkerMirroredStrategy along axis 0, which a scalar does not have: give
+        # each metric one element there (the reduction returns the scalar mean).
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return {k: tf.reshape(v, (1,)) for k, v in logs.items()}
+        return logs
