@@ -1,4 +1,5 @@
-"""What ``LDMModel.fit`` checks before any step, and what it says after (issue 21, item 2).
+"""What ``LDMModel.fit`` checks before any step, and what it says after (issue 21, item 2);
+also ``compile``'s check of ``lr_multipliers`` and the refusal of squeezed axes.
 
 Each case is checked before a training step runs (the weights are compared with their
 values before ``fit``), on every backend.
@@ -12,6 +13,7 @@ import pytest
 
 import ldm_keras as ldm
 from ldm_keras.models.fitdata import PartialBatchWarning, SkippedStepsWarning
+from ldm_keras.models.optimizers import GroupedOptimizer
 
 
 def _pairs(n, seed=0):
@@ -20,13 +22,13 @@ def _pairs(n, seed=0):
     return x, x + 0.1 * rng.normal(size=(n, 5)).astype("float32")
 
 
-def _model(recipe="vicreg", seed=1, views=None, shape=(5,)):
+def _model(recipe="vicreg", seed=1, views=None, shape=(5,), optimizer=None):
     keras.utils.set_random_seed(seed)
     layers = [keras.Input(shape)] + ([keras.layers.Flatten()] if len(shape) > 1 else [])
     encoder = keras.Sequential(layers + [keras.layers.Dense(4)])
     model = ldm.recipes.build(recipe, encoder, projector=(8, 4), views=views)
     model.build((None,) + shape)
-    model.compile(keras.optimizers.Adam(1e-2))
+    model.compile(optimizer or keras.optimizers.Adam(1e-2))
     return model
 
 
@@ -184,17 +186,22 @@ def test_torch_tensor_loaders_are_checked_as_arrays():
 _REFERENCE = {}
 
 
+def _sgd_model():
+    return _model(optimizer=keras.optimizers.SGD(0.1))
+
+
 def _assert_trained_on_16_samples(model):
     """The weights equal those of a model trained on the first 16 samples as arrays, in
-    batches of 8, two epochs, unshuffled: the last partial batch was left out, and nothing
-    else (the first batch of a generator was replayed, not lost)."""
+    batches of 8, two epochs, unshuffled (SGD; to round-off, in which the data paths of
+    arrays, generators and datasets differ on TensorFlow): the last partial batch was left
+    out every epoch, and nothing else (a generator's first batch was replayed, not lost)."""
     if "w" not in _REFERENCE:
         x1, x2 = _pairs(17)
-        reference = _model()
+        reference = _sgd_model()
         reference.fit((x1[:16], x2[:16]), batch_size=8, epochs=2, verbose=0, shuffle=False)
         _REFERENCE["w"] = _weights(reference)
     for a, b in zip(_weights(model), _REFERENCE["w"]):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _batches(x1, x2, size=8):
@@ -203,7 +210,7 @@ def _batches(x1, x2, size=8):
 
 def test_generators_are_checked_on_their_first_batch_then_replayed():
     x1, x2 = _pairs(17)
-    model = _model()
+    model = _sgd_model()
     before = _weights(model)
     labelled = ((a, b) for ((a, b),) in _batches(x1, x2))  # fit(x1, x2) as a generator
     with pytest.raises(ValueError, match=r"takes no targets, but the generator's batches are "
@@ -226,7 +233,7 @@ def test_generators_are_checked_on_their_first_batch_then_replayed():
     with pytest.warns(PartialBatchWarning, match=r"batch 3 of the generator `x` holds 1 "
                                                  r"sample.*left out"):
         model.fit(batches(), epochs=2, steps_per_epoch=2, verbose=0)
-    _assert_trained_on_16_samples(model)
+    _assert_trained_on_16_samples(model)  # the first batch was replayed, not lost
 
 
 def test_py_datasets_are_checked_on_their_first_and_last_batch():
@@ -245,7 +252,7 @@ def test_py_datasets_are_checked_on_their_first_and_last_batch():
             read.append(i)
             return self.items[i]
 
-    model = _model()
+    model = _sgd_model()
     before = _weights(model)
     with pytest.raises(ValueError, match=r"takes no targets, but the PyDataset's batches are "
                                          r"2-tuples.*`__getitem__` returning `\(\(x1, x2\),\)`"):
@@ -266,7 +273,7 @@ def test_py_datasets_are_checked_on_their_first_and_last_batch():
 def test_a_tf_data_last_batch_too_small_is_left_out():
     tf = pytest.importorskip("tensorflow")
     x1, x2 = _pairs(17)
-    model = _model()
+    model = _sgd_model()
     ds = tf.data.Dataset.from_tensor_slices(((x1, x2),)).batch(8).prefetch(1)
     with pytest.warns(PartialBatchWarning, match=r"last batch of `x` would hold 1 sample "
                                                  r"\(17 samples, batch\(8\)\).*drop_remainder"):
@@ -274,10 +281,10 @@ def test_a_tf_data_last_batch_too_small_is_left_out():
     assert history.params["steps"] == 2  # the cardinality is kept
     _assert_trained_on_16_samples(model)
     # sizes that cannot be read off the pipeline: the small batches are filtered as they come
-    gen = tf.data.Dataset.from_generator(
-        lambda: iter(_batches(x1, x2)), output_signature=((
-            tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 5), tf.float32)),))
-    model = _model()
+    spec = ((tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 5), tf.float32)),)
+    gen = tf.data.Dataset.from_generator(lambda: iter(_batches(x1, x2)),
+                                         output_signature=spec)
+    model = _sgd_model()
     with pytest.warns(PartialBatchWarning, match=r"not known before reading it.*"
                                                  r"drop_remainder=True"):
         model.fit(gen, epochs=2, verbose=0)
@@ -297,7 +304,7 @@ def test_a_torch_loader_last_batch_too_small_is_left_out():
         return ((torch.stack([a for a, _ in samples]), torch.stack([b for _, b in samples])),)
 
     loader = torch.utils.data.DataLoader(pairs, batch_size=8, collate_fn=collate)
-    model = _model()
+    model = _sgd_model()
     with pytest.warns(PartialBatchWarning, match=r"last batch of `x` would hold 1 sample "
                                                  r"\(17 samples, DataLoader batch_size=8\).*"
                                                  r"drop_last=True"):
@@ -327,6 +334,8 @@ def test_unknown_lr_multiplier_groups_are_refused_by_compile():
     with pytest.raises(ValueError, match=r"unknown variable groups \['haed', 'tail'\]: "
                                          r"expected group names among \['default', 'head'\]"):
         model.compile(keras.optimizers.Adam(1e-2), lr_multipliers={"haed": 3.0, "tail": 2})
+    with pytest.raises(ValueError, match=r"unknown variable group \['tail'\]"):
+        model.compile(GroupedOptimizer(keras.optimizers.Adam(1e-2), {"tail": 2.0}))
     model.compile(keras.optimizers.Adam(1e-2), lr_multipliers={"head": 3.0})  # accepted
     recurrent = ldm.recipes.build("recurrent-ldm", keras.Sequential([
         keras.Input((5,)), keras.layers.Dense(3)]), lr_multipliers={"dynamic": 100.0})

@@ -1,15 +1,17 @@
 """What ``LDMModel.fit`` checks before any training step, and what it reports after.
 
-Before training (arrays and tuples / dicts of arrays; for a ``tf.data.Dataset`` and a
-PyTorch ``DataLoader`` over a ``TensorDataset`` only what can be seen without reading a
-batch, see below):
+Before training (arrays and tuples / dicts of arrays; for datasets, loaders and
+generators what can be seen without consuming them, see below):
 
 * no targets ``y`` (the models are self-supervised; ``fit(x1, x2)`` is the common slip
-  for ``fit((x1, x2))``; likewise a ``tf.data`` dataset of ``(x, y)`` elements or a
-  ``DataLoader`` over ``TensorDataset(x, y)``, whose second part Keras reads as ``y``);
+  for ``fit((x1, x2))``; likewise a ``tf.data`` dataset, a ``DataLoader`` over
+  ``TensorDataset(x, y)``, a generator or a ``PyDataset`` of ``(x, y)`` batches, whose
+  second part Keras reads as ``y``);
 * real numbers (a string or object array is named, not a Keras dtype error);
 * no integer images or frames: an integer array of rank ≥ 3, or any integer array when
   the model makes views, is refused with the division that makes it floats in [0, 1];
+* the rank the encoder expects (a ``MultiViewLDM`` without views): Keras would squeeze or
+  add a trailing axis of size 1 silently;
 * at least one sample, and at least ``model.min_batch_size`` of them;
 * **the last partial batch**: when the samples do not fill the last batch and what is
   left is smaller than the estimator's minimum, the last ``r`` samples (in the order
@@ -20,15 +22,30 @@ batch, see below):
   trained on as Keras does. ``validation_split`` is applied first (as Keras does: the
   last fraction of the samples) and each part handled alike.
 
-Datasets, generators and loaders are never iterated here (that would consume or load
-the user's data). What is checked without reading them: a ``tf.data.Dataset``'s
-``element_spec`` (string components named; integer images / frames refused as for arrays,
-with a ``.map`` that casts them) and the tensors of a ``torch.utils.data.DataLoader`` over
-a ``TensorDataset`` (checked as arrays: dtype, integer images, at least
-``model.min_batch_size`` samples). Nothing is checked for Python generators,
-``keras.utils.PyDataset`` or other loaders, and no partial batch is trimmed for any of
-them: batch them with ``drop_remainder=True`` (``tf.data``) / ``drop_last=True``
-(PyTorch), or a batch size that leaves a last batch of at least ``model.min_batch_size``.
+Datasets, loaders and generators are read no further than this:
+
+* ``tf.data.Dataset``: its ``element_spec`` (string components named; integer images /
+  frames refused as for arrays, with a ``.map`` that casts them; a fixed batch dimension
+  smaller than the minimum refused). Its last batch: when the sizes can be read off the
+  pipeline (``batch(b)`` followed only by ``map`` / ``prefetch`` / ``cache``, over a
+  dataset of known cardinality ``n``) and ``n mod b`` is smaller than the minimum, the
+  dataset is cut to ``take(n // b)`` batches with a :class:`PartialBatchWarning`;
+  otherwise (batch dimension ``None``, sizes unknown) batches smaller than the minimum
+  are filtered out as they come, with a :class:`PartialBatchWarning` before training.
+* ``torch.utils.data.DataLoader``: over a ``TensorDataset`` with the default
+  ``collate_fn``, its tensors are checked as arrays. A last batch too small, with a
+  ``batch_size`` and a sampler of known length: the loader is replaced by an equal one
+  with ``drop_last=True`` over the same sampler, with a :class:`PartialBatchWarning`;
+  sizes unknown (an ``IterableDataset``): refused unless ``drop_last=True``.
+* ``keras.utils.PyDataset``: ``x[0]`` (and the last batch) are read before training —
+  random access consumes nothing — and checked as arrays; a last batch too small is left
+  out every epoch (a ``PyDataset`` of one batch fewer) with a :class:`PartialBatchWarning`.
+* a Python generator: its first batch is read before training, checked as arrays, and
+  replayed; a later batch smaller than the minimum is left out as it comes, with a
+  :class:`PartialBatchWarning`.
+
+Later batches of a generator or a ``PyDataset`` are not checked for dtype or targets, and
+``validation_data`` given as a dataset, loader or generator is passed to Keras unread.
 
 After training: :func:`skipped_steps` counts the steps the non-finite guard skipped;
 ``fit`` warns (:class:`SkippedStepsWarning`) when more than :data:`SKIPPED_STEPS_LIMIT`
