@@ -366,7 +366,7 @@ def test_no_axis_of_size_one_is_squeezed():
     cpc = ldm.recipes.build("cpc", keras.Sequential([
         keras.Input((5,)), keras.layers.Dense(4), keras.layers.Reshape((4, 1))]))
     frames = np.zeros((2, 6, 5), "float32")
-    with pytest.raises(ValueError, match=r"one latent vector per frame.*for frames of shape "
+    with pytest.raises(ValueError, match=r"must return one latent vector per frame.*for frames of shape "
                                          r"\(5,\) it returned shape \(12, 4, 1\)"):
         cpc.encode(frames)  # was latents of shape (8, 6, 1) for a batch of 2
     flat = ldm.recipes.build("cpc", keras.Sequential([

@@ -50,8 +50,8 @@ def per_frame(model, x, training):
     out = model(flat, training=training)
     if len(out.shape) != 2:  # reshaping (B·T, L, 1) to (B, T, L) would mix batch and axes
         raise ValueError(
-            f"The encoder must return one latent vector per frame, of shape (frames, "
-            f"latents); for frames of shape {tuple(shape[2:])} it returned shape "
+            f"The encoder (`{getattr(model, 'name', model)}`) must return one latent vector "
+            f"per frame, of shape (frames, latents); for frames of shape {tuple(shape[2:])} it returned shape "
             f"{tuple(out.shape)} (rank {len(out.shape)}). End it with a `Flatten()` (or "
             "`Reshape((latents,))`) layer; ldm_keras squeezes no axis itself.")
     return ops.reshape(out, (-1, t, out.shape[-1]))

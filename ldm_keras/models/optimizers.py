@@ -94,8 +94,13 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
         # set by ``LDMModel.compile``: a multiplier for a group the model does not have is
         # refused right there, not at the first ``fit``
         self._names = names
-        if names is not None:
-            self.check_groups(names())
+        if names is None:
+            return
+        try:
+            known = names()
+        except AttributeError:  # groups that exist only once the model is built: at build
+            return
+        self.check_groups(known)
 
     def check_groups(self, known):
         """Raise ``ValueError`` when ``multipliers`` names a group not in ``known``."""
