@@ -139,11 +139,11 @@ def test_tf_data_element_specs_are_checked_without_reading_the_data():
             read.append(lo)
             yield (images[lo: lo + 8].astype("float32"), images[lo: lo + 8]),
 
-    spec = tf.TensorSpec((None, 6, 6, 1), tf.uint8)  # the second view holds integers
+    spec = tf.TensorSpec((8, 6, 6, 1), tf.uint8)  # the second view holds integers
     ds = tf.data.Dataset.from_generator(batches, output_signature=(
-        (tf.TensorSpec((None, 6, 6, 1), tf.float32), spec),))
+        (tf.TensorSpec((8, 6, 6, 1), tf.float32), spec),))  # batches of 8
     with pytest.raises(ValueError, match=r"`x\.element_spec\[0\]\[1\]` holds integers "
-                                         r"\(dtype uint8, shape \(None, 6, 6, 1\)\).*"
+                                         r"\(dtype uint8, shape \(8, 6, 6, 1\)\).*"
                                          r"tf\.cast\(v, 'float32'\) / 255"):
         model.fit(ds, verbose=0)
     assert read == [] and _unchanged(model, before)
@@ -280,15 +280,19 @@ def test_a_tf_data_last_batch_too_small_is_left_out():
         history = model.fit(ds, epochs=2, verbose=0)
     assert history.params["steps"] == 2  # the cardinality is kept
     _assert_trained_on_16_samples(model)
-    # sizes that cannot be read off the pipeline: the small batches are filtered as they come
+    # sizes that cannot be read off the pipeline, or a shuffle of the batches: refused
     spec = ((tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 5), tf.float32)),)
     gen = tf.data.Dataset.from_generator(lambda: iter(_batches(x1, x2)),
                                          output_signature=spec)
-    model = _sgd_model()
-    with pytest.warns(PartialBatchWarning, match=r"not known before reading it.*"
-                                                 r"drop_remainder=True"):
-        model.fit(gen, epochs=2, verbose=0)
-    _assert_trained_on_16_samples(model)
+    before = _weights(model)
+    with pytest.raises(ValueError, match=r"cannot tell how many samples the last batch of "
+                                         r"this tf\.data\.Dataset holds.*drop_remainder=True"):
+        model.fit(gen, verbose=0)
+    with pytest.raises(ValueError, match=r"holds 1 sample \(17 samples, batch\(8\)\).*"
+                                         r"shuffled after batching.*drop_remainder=True"):
+        model.fit(ds.shuffle(3), verbose=0)
+    assert _unchanged(model, before)
+    model.fit(ds.shuffle(3).rebatch(8, drop_remainder=True), verbose=0)  # the fix: trains
     tiny = tf.data.Dataset.from_tensor_slices(((x1, x2),)).batch(1, drop_remainder=True)
     with pytest.raises(ValueError, match=r"needs batches of at least 2 samples.*the "
                                          r"dataset's batches hold 1"):

@@ -1,5 +1,9 @@
 """What ``LDMModel.fit`` checks before any training step, and what it reports after.
 
+Long module: one set of rules and messages for every kind of data ``fit`` accepts
+(arrays, ``tf.data``, PyTorch loaders, ``PyDataset``, generators), kept together so that
+a case refused for one kind is refused alike, in the same words, for the others.
+
 Before training (arrays and tuples / dicts of arrays; for datasets, loaders and
 generators what can be seen without consuming them, see below):
 
@@ -30,8 +34,9 @@ Datasets, loaders and generators are read no further than this:
   pipeline (``batch(b)`` followed only by ``map`` / ``prefetch`` / ``cache``, over a
   dataset of known cardinality ``n``) and ``n mod b`` is smaller than the minimum, the
   dataset is cut to ``take(n // b)`` batches with a :class:`PartialBatchWarning`;
-  otherwise (batch dimension ``None``, sizes unknown) batches smaller than the minimum
-  are filtered out as they come, with a :class:`PartialBatchWarning` before training.
+  when the sizes cannot be known (batch dimension ``None`` and a generator, a repeat
+  after batching…), or the batches are shuffled after batching, it is refused before
+  training with ``drop_remainder=True`` as the fix.
 * ``torch.utils.data.DataLoader``: over a ``TensorDataset`` with the default
   ``collate_fn``, its tensors are checked as arrays. A last batch too small, with a
   ``batch_size`` and a sampler of known length: the loader is replaced by an equal one
@@ -381,88 +386,88 @@ def _static_batch(specs):
 #: ``tf.data`` transformations after ``batch`` that keep the batches and their order.
 _TF_SAME_BATCHES = {"_PrefetchDataset", "_MapDataset", "_ParallelMapDataset",
                     "_OptionsDataset", "CacheDataset", "_CacheDataset"}
+#: ... and those that keep the batches but not their order.
+_TF_REORDERED_BATCHES = {"_ShuffleDataset", "ShuffleDataset"}
 
 
 def _tf_batching(ds):
-    """``(samples, batch_size)`` of ``….batch(batch_size)`` followed only by prefetch /
-    map / cache / options (the batches as batched), or None when that cannot be read off
-    the pipeline without running it (a generator, a shuffle or repeat after batching, ...)."""
-    d = ds
-    while type(d).__name__ in _TF_SAME_BATCHES:
+    """``(samples, batch_size, in_order)`` of ``….batch(batch_size)`` followed only by
+    prefetch / map / cache / options (``in_order``) or shuffles, or None when that cannot
+    be read off the pipeline without running it (a generator, a repeat after batching…).
+    Maps after ``batch`` are taken to keep the batch size."""
+    d, in_order = ds, True
+    while type(d).__name__ in _TF_SAME_BATCHES | _TF_REORDERED_BATCHES:
+        in_order = in_order and type(d).__name__ in _TF_SAME_BATCHES
         d = getattr(d, "_input_dataset", None)
     if type(d).__name__ != "_BatchDataset":
         return None
     try:
         n = int(d._input_dataset.cardinality())
         b = int(d._batch_size)
-        drop = bool(d._drop_remainder)
     except Exception:  # a TensorFlow version with other internals: unknown
         return None
     if n < 0 or b < 1:  # infinite (-1) or unknown (-2)
         return None
-    return n, b, drop
+    return n, b, in_order
 
 
 def _trim_tf_dataset(model, ds, specs):
     """A ``tf.data.Dataset`` whose last batch is too small for the estimator, without it.
 
-    Known sizes (``from_tensor_slices(…).batch(b)``, also followed by map / prefetch /
-    cache): the last batch is taken off with ``take`` and a :class:`PartialBatchWarning`.
     Batches of a size fixed by the element spec (``drop_remainder=True``): checked
-    against the minimum. Otherwise (a generator, a shuffle or repeat after batching): the
-    batches smaller than the minimum are filtered out as they come, with a
-    :class:`PartialBatchWarning` saying so before training.
+    against the minimum. Sizes read off the pipeline (``from_tensor_slices(…).batch(b)``,
+    also followed by map / prefetch / cache): a last batch too small is taken off with
+    ``take`` and a :class:`PartialBatchWarning`. Sizes unknown (a generator, a repeat
+    after batching), or a last batch too small after a shuffle of the batches: refused,
+    with ``drop_remainder=True`` as the fix.
     """
     minimum = int(model.min_batch_size)
+    name = type(model).__name__
     fixed = _static_batch(specs)
     if fixed is not None:
         if fixed < minimum:
             raise ValueError(
-                f"{type(model).__name__} needs batches of at least {minimum} samples for its "
-                f"entropy estimator; the dataset's batches hold {fixed} "
-                f"(x.element_spec has batch dimension {fixed}).")
+                f"{name} needs batches of at least {minimum} samples for its entropy "
+                f"estimator; the dataset's batches hold {fixed} (x.element_spec has batch "
+                f"dimension {fixed}).")
         return ds
     batching = _tf_batching(ds)
-    if batching is not None:
-        n, b, _ = batching
-        if n < minimum:
-            _keep(model, n, n, "x")  # raises: too few samples
-        rest = n % b
-        if 0 < rest < minimum:
-            _warn_partial(model, rest, "x", f"{n} samples, batch({b})",
-                          "batch with `drop_remainder=True`, or a batch size that leaves a "
-                          f"last batch of at least {minimum}, to silence this")
-            return ds.take(n // b)
+    if batching is None:
+        raise ValueError(
+            f"fit cannot tell how many samples the last batch of this tf.data.Dataset holds "
+            "(x.element_spec has batch dimension None, and the sizes cannot be read off the "
+            f"pipeline without running it); a last batch smaller than the {minimum} that "
+            f"{name}'s entropy estimator needs would fail after steps were applied. Batch "
+            "it with `.batch(batch_size, drop_remainder=True)` (or `.rebatch(...)`), or "
+            "give a generator's output_signature a fixed batch dimension.")
+    n, b, in_order = batching
+    if n < minimum:
+        _keep(model, n, n, "x")  # raises: too few samples
+    rest = n % b
+    if not 0 < rest < minimum:
         return ds
-    warnings.warn(
-        f"fit: the size of the batches of this tf.data.Dataset is not known before reading "
-        f"it (x.element_spec has batch dimension None); batches smaller than the "
-        f"{minimum} samples that {type(model).__name__}'s entropy estimator needs (a last "
-        "partial batch) are left out of training as they come. Batch with "
-        "`drop_remainder=True` (fixed batches) to silence this.",
-        PartialBatchWarning, stacklevel=4,
-    )
-    import tensorflow as tf  # the dataset is TensorFlow's, so TensorFlow is installed
-
-    def big_enough(*element):
-        first = tf.nest.flatten(element)[0]
-        return tf.shape(first)[0] >= minimum
-
-    return ds.filter(big_enough)
+    fix = ("batch with `drop_remainder=True`, or a batch size that leaves a last batch of "
+           f"at least {minimum}")
+    if not in_order:
+        raise ValueError(
+            f"The last batch of this tf.data.Dataset holds {rest} sample"
+            f"{'s' if rest != 1 else ''} ({n} samples, batch({b})), fewer than the "
+            f"{minimum} that {name}'s entropy estimator needs, and the batches are "
+            f"shuffled after batching, so it cannot be left out: {fix}.")
+    _warn_partial(model, rest, "x", f"{n} samples, batch({b})", fix + ", to silence this")
+    return ds.take(n // b)
 
 
 def _is_torch_loader(x):
-    try:
-        import torch
-    except ImportError:
-        return False
-    return isinstance(x, torch.utils.data.DataLoader)
+    """A PyTorch ``DataLoader`` (recognised by its class: ldm_keras imports no PyTorch here)."""
+    return (type(x).__module__.startswith("torch.utils.data")
+            and type(x).__name__ == "DataLoader")
 
 
 def _default_collate(loader):
-    from torch.utils.data import default_collate, default_convert
-
-    return getattr(loader, "collate_fn", None) in (default_collate, default_convert)
+    fn = getattr(loader, "collate_fn", None)
+    return (getattr(fn, "__module__", "").startswith("torch.utils.data")
+            and getattr(fn, "__name__", "") in ("default_collate", "default_convert"))
 
 
 def _trim_torch_loader(model, loader):
@@ -474,8 +479,6 @@ def _trim_torch_loader(model, loader):
     unknown (an ``IterableDataset``, a sampler without length): refused unless
     ``drop_last=True``. ``batch_size=None`` (the dataset yields whole batches) is passed on.
     """
-    from torch.utils.data import BatchSampler, DataLoader
-
     minimum = int(model.min_batch_size)
     b = loader.batch_size
     if b is None or loader.drop_last:
@@ -488,7 +491,8 @@ def _trim_torch_loader(model, loader):
         n = len(loader.sampler)
     except TypeError:
         n = None
-    if n is None or type(loader.batch_sampler) is not BatchSampler:
+    batches = type(loader.batch_sampler)
+    if n is None or batches.__name__ != "BatchSampler":
         raise ValueError(
             f"fit cannot tell how many samples the last batch of this DataLoader holds (its "
             f"sampler or dataset has no length); a last batch smaller than the {minimum} "
@@ -502,8 +506,8 @@ def _trim_torch_loader(model, loader):
     _warn_partial(model, rest, "x", f"{n} samples, DataLoader batch_size={b}",
                   "create the DataLoader with `drop_last=True`, or with a batch size that "
                   f"leaves a last batch of at least {minimum}, to silence this")
-    return DataLoader(
-        loader.dataset, batch_sampler=BatchSampler(loader.sampler, b, drop_last=True),
+    return type(loader)(
+        loader.dataset, batch_sampler=batches(loader.sampler, b, drop_last=True),
         num_workers=loader.num_workers, collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory, timeout=loader.timeout,
         worker_init_fn=loader.worker_init_fn,
