@@ -25,7 +25,7 @@ from conftest import BACKEND
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKER = os.path.join(HERE, "multiprocess_worker.py")
-DEADLINE = 420  # seconds for the whole launch (the worker's collectives time out at 30)
+DEADLINE = 480  # seconds for the whole launch (the worker's collectives time out at 90)
 
 #: models whose objective holds a batch statistic (an entropy over the batch, InfoNCE
 #: negatives): estimated per device, it differs from the global-batch estimate.
@@ -154,7 +154,7 @@ def test_a_rank_that_dies_makes_the_other_fail_in_bounded_time(launch):
         assert die["error"], die
         if BACKEND == "torch":  # ours: names the rank and the likely cause
             assert "PeerLostError" in die["error"] and "rank 0 of 2" in die["error"], die
-        assert die["seconds"] < 120, die
+        assert die["seconds"] < 150, die
     else:  # or the backend's runtime aborted rank 0 with a message, non-zero
         assert launch["codes"][1] not in (0, None), launch["tails"]["dp0"]
     assert launch["seconds"] < DEADLINE, launch["seconds"]
