@@ -38,7 +38,11 @@ def tests(session, backend):
         # On a small, busy CPU torch's intra-op threads make the many small matrix ops
         # of the Kalman filter (2×2 Cholesky) ~1000× slower; one thread is much faster.
         env["OMP_NUM_THREADS"] = "1"
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs, env=env)
+    # test processes (pytest-xdist); LDM_KERAS_TEST_WORKERS=1 runs them in this one
+    workers = os.environ.get("LDM_KERAS_TEST_WORKERS", "2")
+    parallel = ["-n", workers] if workers != "1" else []
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "--durations=20", *parallel,
+                *session.posargs, env=env)
 
 
 @nox.session

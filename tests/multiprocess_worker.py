@@ -8,7 +8,8 @@ model's losses and final weights (EMA targets and BatchNorm statistics included)
   — and each half's loss alone at the initial weights (what a per-device entropy
   would estimate);
 * ``dp`` — rank RANK of WORLD processes on 127.0.0.1:PORT, each on its rows of the
-  global batch (``ldm_keras.distributed.shard``);
+  global batch (``ldm_keras.distributed.shard``); on PyTorch also a fit on unequal
+  shares (refused on every rank);
   on PyTorch, two of the models again with the gather disabled (a per-device
   entropy, which must not match the reference);
   then rank 1 exits and rank 0 trains once more: that must fail with an error within
@@ -23,7 +24,7 @@ import time
 MODE, RANK, WORLD, PORT, OUT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], \
     sys.argv[5]
 BACKEND = os.environ["KERAS_BACKEND"]
-TIMEOUT = 30
+TIMEOUT = 90  # generous: the suite may run beside other test processes
 
 if MODE != "single":  # before any other work of the backend
     from ldm_keras import distributed
@@ -145,7 +146,7 @@ for name, make in MODELS.items():
 if MODE == "dp" and BACKEND == "torch":  # the same runs with a per-device entropy
     from ldm_keras import backend
 
-    backend.all_gather = lambda t: t
+    gather, backend.all_gather = backend.all_gather, lambda t: t
     for name in ("multiview_ema", "kalman_pooled_entropy"):
         keras.utils.set_random_seed(0)
         model, x, shape = MODELS[name]()
@@ -157,6 +158,15 @@ if MODE == "dp" and BACKEND == "torch":  # the same runs with a per-device entro
         hist = model.fit(local, batch_size=rows, epochs=3, shuffle=False, verbose=0)
         out[name + "_local"] = {"loss": hist.history["loss"],
                                 "weights": _flat(model.get_weights())}
+    backend.all_gather = gather
+if MODE == "dp" and BACKEND == "torch":  # unequal shares: refused on every rank
+    model, x, shape = MODELS["ica"]()
+    model.compile(optimizer="sgd")
+    try:
+        model.fit(_local(x)[: 8 if RANK == 0 else 4], batch_size=4, epochs=1, verbose=0)
+        out["unequal_shares"] = ""
+    except ValueError as err:
+        out["unequal_shares"] = str(err)
 with open(OUT, "w") as f:
     json.dump(out, f)
 if MODE == "dp":  # a peer dies: the survivor must fail, not hang

@@ -25,7 +25,7 @@ from conftest import BACKEND
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKER = os.path.join(HERE, "multiprocess_worker.py")
-DEADLINE = 420  # seconds for the whole launch (the worker's collectives time out at 30)
+DEADLINE = 480  # seconds for the whole launch (the worker's collectives time out at 90)
 
 #: models whose objective holds a batch statistic (an entropy over the batch, InfoNCE
 #: negatives): estimated per device, it differs from the global-batch estimate.
@@ -107,7 +107,7 @@ def _max_diff(a, b):
 
 def test_every_model_matches_one_process_on_the_global_batch(launch):
     single, (rank0, _) = _results(launch)
-    models = [m for m in single if not m.endswith("_local")]
+    models = list(single)
     assert set(models) == set(BATCH_STATISTIC + PER_SAMPLE)
     for name in models:
         if name == "multiview_batchnorm" and BACKEND != "jax":
@@ -119,7 +119,7 @@ def test_every_model_matches_one_process_on_the_global_batch(launch):
 
 def test_ranks_hold_identical_weights_ema_targets_and_batchnorm_statistics(launch):
     _, (rank0, rank1) = _results(launch)
-    for name in rank0:
+    for name in (n for n in rank0 if n != "unequal_shares"):
         assert _max_diff(rank0[name]["weights"], rank1[name]["weights"]) == 0.0, name
         assert rank0[name]["loss"] == rank1[name]["loss"], name
 
@@ -138,13 +138,23 @@ def test_a_per_device_entropy_would_give_another_objective(launch):
             assert _max_diff(local["weights"], single[name]["weights"]) > 1e-4, name
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="each PyTorch process feeds its own arrays")
+def test_unequal_shares_are_refused_on_every_rank_before_any_step(launch):
+    _, ranks = _results(launch)
+    for rank in ranks:
+        assert "same number of steps" in rank["unequal_shares"], rank["unequal_shares"]
+        assert "[(8, 2), (4, 1)]" in rank["unequal_shares"], rank["unequal_shares"]
+
+
 def test_a_rank_that_dies_makes_the_other_fail_in_bounded_time(launch):
     _results(launch)
     assert launch["codes"][2] == 3, launch["tails"]["dp1"]  # rank 1 left on purpose
     die = launch["die"]
     if die is not None:  # rank 0 raised an error from the collective
         assert die["error"], die
-        assert die["seconds"] < 120, die
+        if BACKEND == "torch":  # ours: names the rank and the likely cause
+            assert "PeerLostError" in die["error"] and "rank 0 of 2" in die["error"], die
+        assert die["seconds"] < 150, die
     else:  # or the backend's runtime aborted rank 0 with a message, non-zero
         assert launch["codes"][1] not in (0, None), launch["tails"]["dp0"]
     assert launch["seconds"] < DEADLINE, launch["seconds"]

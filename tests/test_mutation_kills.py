@@ -96,3 +96,55 @@ def test_continuous_time_clamp_bounds_the_growth_at_max_radius():
     cell.drift.assign(inside)
     cell.clamp_spectral_radius(1.02)
     np.testing.assert_allclose(to_numpy(cell.drift), inside, atol=1e-7)
+
+
+def test_zoo_recipe_model_budget_is_the_cap_less_the_encoder(tmp_path, monkeypatch):
+    # mutant zoo-budget-plus: load_model gives the recipe's new weights (projector, seed
+    # states) the budget cap - (encoder's bytes), the cap being shared by the files and
+    # every weight. digits-simclr without its published projector (so its files, 419 kB,
+    # stay under the weights, 474 kB; the recipe builds a fresh projector): at
+    # cap = encoder + recipe bytes it loads, one byte less is refused, naming the recipe.
+    import hashlib
+    import json
+    import shutil
+    from pathlib import Path
+
+    from ldm_keras import recipes, zoo
+    from ldm_keras.augment import image_views
+    from ldm_keras.zoo import _limits
+
+    name = "digits-simclr"
+    packaged = Path(__file__).resolve().parent.parent / "zoo"
+    index = json.loads((packaged / "index.json").read_text())
+    root = tmp_path / "zoo"
+    shutil.copytree(packaged / name, root / name)
+    entry = index["entries"][name]
+    config = json.loads((root / name / "config.json").read_text())
+    del config["components"]["projector"]
+    (root / name / "projector.weights.h5").unlink()
+    (root / name / "config.json").write_text(json.dumps(config))
+    del entry["files"]["projector.weights.h5"]
+    data = (root / name / "config.json").read_bytes()
+    entry["files"]["config.json"] = {"size": len(data),
+                                     "sha256": hashlib.sha256(data).hexdigest()}
+    (root / "index.json").write_text(json.dumps({"format": index["format"],
+                                                 "entries": {name: entry}}))
+    monkeypatch.setenv("LDM_KERAS_ZOO", str(root))
+    monkeypatch.delenv(_limits.MAX_BYTES_ENV, raising=False)
+
+    encoder = zoo.load(name)
+    enc_bytes = sum(w.nbytes for w in encoder.get_weights())       # float32, counted here
+    settings = config["settings"]
+    recipe_bytes = _limits.weight_bytes(lambda: recipes.build(
+        "simclr", encoder, views=image_views("digits", seed=0), **settings))
+    model = recipes.build("simclr", encoder, views=image_views("digits", seed=0), **settings)
+    projector = sum(w.nbytes for w in model.projector.get_weights())
+    assert projector <= recipe_bytes < projector + 100               # + a few seed states
+    files = sum(f["size"] for f in entry["files"].values())
+    assert files < enc_bytes + recipe_bytes - 1                      # the files are not the limit
+    cap = enc_bytes + recipe_bytes
+    assert zoo.load_model(name, max_bytes=cap).projector is not None
+    with pytest.raises(zoo.ZooError, match=rf"recipe 'simclr' would allocate "
+                       rf"{recipe_bytes} bytes .*above the cap of {recipe_bytes - 1} bytes"):
+        zoo.load_model(name, max_bytes=cap - 1)
+    assert zoo.load(name, max_bytes=cap - 1) is not None             # the encoder alone fits

@@ -286,3 +286,75 @@ def test_builder_records_the_optimizer_the_job_used(tmp_path, monkeypatch):
     assert seen == {"recipe": "simclr", "dataset": "cifar10"}
     assert extra["optimizer"].startswith("LARS (lr 0.3, CosineDecay over 10 steps")
     assert "weight decay 1e-06" in extra["optimizer"]
+
+
+def _printed_json(text):
+    """The JSON object ``zoo build`` prints last (after the training's progress lines)."""
+    return json.loads(text[text.index('{\n  "built"'):])
+
+
+def test_cli_build_of_a_recipe_only_entry_rewrites_the_published_files(tmp_path, capsys):
+    # `zoo build NAME --root DIR` for the entry without weights: the config, metrics and
+    # card it writes are byte for byte the published ones, and so is its index record
+    name = "cifar10-resnet18-simclr"
+    root = tmp_path / "built"
+    assert cli.main(["zoo", "build", name, "--root", str(root)]) == 0
+    printed = _printed_json(capsys.readouterr().out)
+    assert printed == {"built": name, **INDEX["entries"][name]}
+    assert json.loads((root / "index.json").read_text())["entries"] == {
+        name: INDEX["entries"][name]}
+    for fname in INDEX["entries"][name]["files"]:
+        assert (root / name / fname).read_bytes() == (ZOO / name / fname).read_bytes(), fname
+
+
+def test_cli_build_trains_writes_and_scores_an_entry(tmp_path, capsys, monkeypatch):
+    """``zoo build`` of a trained entry, shrunk to a one-epoch run on 16 short sequences
+    (and a 16-sequence read-out): the files it writes are those its index record lists
+    (sizes and SHA-256 by hashlib), the reference outputs are the reloaded encoder's and
+    model's on the stored inputs, and the headline R² is the affine read-out's,
+    recomputed here with scikit-learn from the reloaded encoder."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+
+    from ldm_keras.data import dot_motion
+
+    name = "dotmotion-circular-recurrent"
+    spec = entries.ENTRIES[name]
+    monkeypatch.setitem(entries.ENTRIES, name, {**spec, "training": {
+        **spec["training"], "epochs": 1, "sequences": 16, "train_length": 20}})
+    monkeypatch.setattr(entries, "DOTMOTION_READOUT_SEQUENCES", 16)
+    root = tmp_path / "built"
+    assert cli.main(["zoo", "build", name, "--root", str(root)]) == 0
+    record = _printed_json(capsys.readouterr().out)
+    assert record.pop("built") == name
+    assert json.loads((root / "index.json").read_text())["entries"] == {name: record}
+    assert record["weights"] is True
+    assert {p.name for p in (root / name).iterdir()} == set(record["files"])
+    for fname, meta in record["files"].items():
+        data = (root / name / fname).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (meta["size"], meta["sha256"])
+    config = json.loads((root / name / "config.json").read_text())
+    assert config["built_with"]["backend"] == keras.backend.backend()
+    assert config["training"]["epochs"] == 1 and config["training"]["sequences"] == 16
+    assert config["training"]["length"] == 20
+    monkeypatch.setenv("LDM_KERAS_ZOO", str(root))
+    encoder, model = zoo.load(name), zoo.load_model(name)
+    test = dot_motion.load("circular", "test")
+    with h5py.File(root / name / "reference.h5", "r") as f:
+        inputs, sequences = np.asarray(f["inputs"]), np.asarray(f["sequences"])
+        z_ref, pred_ref = np.asarray(f["outputs"]["encoder"]), np.asarray(
+            f["outputs"]["prediction"])
+    np.testing.assert_array_equal(sequences, test.frames[:2, :8])
+    np.testing.assert_array_equal(inputs, test.frames[:2, :8].reshape(16, -1))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(inputs)), z_ref, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(sequences)["prediction"]),
+                               pred_ref, atol=1e-5)
+    readout = dot_motion.load("circular", "train", num_sequences=16)
+    flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
+    z_tr, z_te = (encoder.predict(flat(d.frames), verbose=0).astype("float64")
+                  for d in (readout, test))
+    want = r2_score(flat(test.positions),
+                    LinearRegression().fit(z_tr, flat(readout.positions)).predict(z_te))
+    metrics = json.loads((root / name / "metrics.json").read_text())
+    assert abs(metrics["r2"] - want) < 1e-6, (metrics["r2"], want)
+    assert len(metrics["loss_first_last"]) == 2

@@ -15,6 +15,23 @@ import torch
 import torch.distributed as dist
 
 
+class PeerLostError(RuntimeError):
+    """A collective of a data-parallel run failed: a peer process stopped or timed out."""
+
+
+def collective(fn, *args, **kwargs):
+    """Run the ``torch.distributed`` collective ``fn``; a failure (a peer that exited,
+    crashed or exceeded the group's timeout) raises :class:`PeerLostError` naming this
+    rank, instead of the transport's message alone."""
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as err:
+        raise PeerLostError(
+            f"A collective ({fn.__name__}) of the data-parallel run failed on rank "
+            f"{dist.get_rank()} of {dist.get_world_size()}: another process probably "
+            f"stopped, crashed or exceeded the timeout. Check its log. ({err})") from err
+
+
 def _world():
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -30,21 +47,21 @@ class _AllGather(torch.autograd.Function):
         world, rank = dist.get_world_size(), dist.get_rank()
         n = torch.tensor([x.shape[0]], dtype=torch.int64, device=x.device)
         sizes = [torch.zeros_like(n) for _ in range(world)]
-        dist.all_gather(sizes, n)
+        collective(dist.all_gather, sizes, n)
         sizes = [int(s) for s in sizes]
         most = max(sizes)
         padded = x.detach().contiguous()
         if x.shape[0] < most:
             padded = torch.cat([padded, padded.new_zeros((most - x.shape[0],) + x.shape[1:])])
         parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
+        collective(dist.all_gather, parts, padded)
         ctx.rows = (sum(sizes[:rank]), sizes[rank])
         return torch.cat([p[:s] for p, s in zip(parts, sizes)])
 
     @staticmethod
     def backward(ctx, grad):
         grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
+        collective(dist.all_reduce, grad)
         start, rows = ctx.rows
         return grad[start:start + rows]
 
@@ -70,7 +87,7 @@ def all_true(flag):
     if _world() == 1:
         return flag
     value = torch.as_tensor(flag).to(torch.int32).reshape(()).clone()
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    collective(dist.all_reduce, value, op=dist.ReduceOp.MIN)
     return value.bool()
 
 

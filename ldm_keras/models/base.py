@@ -24,11 +24,13 @@ random seed generators (view augmentations, dropout) next to the weights, so
 is compiled again with its saved optimizer and trains on.
 """
 
+import math
 import zipfile
 
 import keras
 from keras import ops
 
+from .. import backend
 from .._validation import check_choice, check_positive
 from .fitdata import check_fit_inputs, warn_if_mostly_skipped
 from .optimizers import GroupedOptimizer
@@ -115,6 +117,28 @@ class NonFiniteGuard(keras.callbacks.Callback):
         params = self.params or {}
         steps = params.get("steps")
         self._steps_before_epoch += int(steps) if steps else 0
+
+
+def _check_same_steps_on_every_process(x, batch_size, kwargs):
+    """In a multi-process run whose processes each feed their own arrays (PyTorch), every
+    process must run the same number of steps per epoch, or the one with more would wait
+    in a collective for a peer that has finished. Checked before any step, on every
+    process (each sees every process's count and raises the same error)."""
+    if backend.num_replicas() == 1:
+        return
+    leaves = [t for t in keras.tree.flatten(x) if hasattr(t, "shape") and len(t.shape)]
+    if not leaves or not hasattr(leaves[0], "__len__") or hasattr(leaves[0], "element_spec"):
+        return
+    rows = len(leaves[0])
+    steps = kwargs.get("steps_per_epoch") or math.ceil(rows / int(batch_size or 32))
+    counts = ops.convert_to_numpy(backend.all_gather(
+        ops.convert_to_tensor([[rows, steps]], "int64")))
+    if len({int(c[1]) for c in counts}) > 1:
+        raise ValueError(
+            "In a multi-process run every process must run the same number of steps per "
+            "epoch; (rows, steps) per process: "
+            f"{[(int(r), int(t)) for r, t in counts]}. Split the data with "
+            "`ldm_keras.distributed.shard(x)` (equal shares) and use one batch_size.")
 
 
 class LDMModel(Trainer, keras.Model):
@@ -277,6 +301,7 @@ class LDMModel(Trainer, keras.Model):
                 "compiled, is not compiled).")
         _check_not_empty(x)
         x, kwargs = check_fit_inputs(self, x, y, batch_size, kwargs)
+        _check_same_steps_on_every_process(x, batch_size, kwargs)
         callbacks = list(callbacks or [])
         if self.nonfinite == "raise" and not any(
                 isinstance(c, NonFiniteGuard) for c in callbacks):

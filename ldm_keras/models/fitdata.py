@@ -1,15 +1,21 @@
 """What ``LDMModel.fit`` checks before any training step, and what it reports after.
 
-Before training (arrays and tuples / dicts of arrays; for a ``tf.data.Dataset`` and a
-PyTorch ``DataLoader`` over a ``TensorDataset`` only what can be seen without reading a
-batch, see below):
+Long module: one set of rules and messages for every kind of data ``fit`` accepts
+(arrays, ``tf.data``, PyTorch loaders, ``PyDataset``, generators), kept together so that
+a case refused for one kind is refused alike, in the same words, for the others.
+
+Before training (arrays and tuples / dicts of arrays; for datasets, loaders and
+generators what can be seen without consuming them, see below):
 
 * no targets ``y`` (the models are self-supervised; ``fit(x1, x2)`` is the common slip
-  for ``fit((x1, x2))``; likewise a ``tf.data`` dataset of ``(x, y)`` elements or a
-  ``DataLoader`` over ``TensorDataset(x, y)``, whose second part Keras reads as ``y``);
+  for ``fit((x1, x2))``; likewise a ``tf.data`` dataset, a ``DataLoader`` over
+  ``TensorDataset(x, y)``, a generator or a ``PyDataset`` of ``(x, y)`` batches, whose
+  second part Keras reads as ``y``);
 * real numbers (a string or object array is named, not a Keras dtype error);
 * no integer images or frames: an integer array of rank ≥ 3, or any integer array when
   the model makes views, is refused with the division that makes it floats in [0, 1];
+* the rank the encoder expects (a ``MultiViewLDM`` without views): Keras would squeeze or
+  add a trailing axis of size 1 silently;
 * at least one sample, and at least ``model.min_batch_size`` of them;
 * **the last partial batch**: when the samples do not fill the last batch and what is
   left is smaller than the estimator's minimum, the last ``r`` samples (in the order
@@ -20,15 +26,31 @@ batch, see below):
   trained on as Keras does. ``validation_split`` is applied first (as Keras does: the
   last fraction of the samples) and each part handled alike.
 
-Datasets, generators and loaders are never iterated here (that would consume or load
-the user's data). What is checked without reading them: a ``tf.data.Dataset``'s
-``element_spec`` (string components named; integer images / frames refused as for arrays,
-with a ``.map`` that casts them) and the tensors of a ``torch.utils.data.DataLoader`` over
-a ``TensorDataset`` (checked as arrays: dtype, integer images, at least
-``model.min_batch_size`` samples). Nothing is checked for Python generators,
-``keras.utils.PyDataset`` or other loaders, and no partial batch is trimmed for any of
-them: batch them with ``drop_remainder=True`` (``tf.data``) / ``drop_last=True``
-(PyTorch), or a batch size that leaves a last batch of at least ``model.min_batch_size``.
+Datasets, loaders and generators are read no further than this:
+
+* ``tf.data.Dataset``: its ``element_spec`` (string components named; integer images /
+  frames refused as for arrays, with a ``.map`` that casts them; a fixed batch dimension
+  smaller than the minimum refused). Its last batch: when the sizes can be read off the
+  pipeline (``batch(b)`` followed only by ``map`` / ``prefetch`` / ``cache``, over a
+  dataset of known cardinality ``n``) and ``n mod b`` is smaller than the minimum, the
+  dataset is cut to ``take(n // b)`` batches with a :class:`PartialBatchWarning`;
+  when the sizes cannot be known (batch dimension ``None`` and a generator, a repeat
+  after batching…), or the batches are shuffled after batching, it is refused before
+  training with ``drop_remainder=True`` as the fix.
+* ``torch.utils.data.DataLoader``: over a ``TensorDataset`` with the default
+  ``collate_fn``, its tensors are checked as arrays. A last batch too small, with a
+  ``batch_size`` and a sampler of known length: the loader is replaced by an equal one
+  with ``drop_last=True`` over the same sampler, with a :class:`PartialBatchWarning`;
+  sizes unknown (an ``IterableDataset``): refused unless ``drop_last=True``.
+* ``keras.utils.PyDataset``: ``x[0]`` (and the last batch) are read before training —
+  random access consumes nothing — and checked as arrays; a last batch too small is left
+  out every epoch (a ``PyDataset`` of one batch fewer) with a :class:`PartialBatchWarning`.
+* a Python generator: its first batch is read before training, checked as arrays, and
+  replayed; a later batch smaller than the minimum is left out as it comes, with a
+  :class:`PartialBatchWarning`.
+
+Later batches of a generator or a ``PyDataset`` are not checked for dtype or targets, and
+``validation_data`` given as a dataset, loader or generator is passed to Keras unread.
 
 After training: :func:`skipped_steps` counts the steps the non-finite guard skipped;
 ``fit`` warns (:class:`SkippedStepsWarning`) when more than :data:`SKIPPED_STEPS_LIMIT`
@@ -36,6 +58,7 @@ of them were skipped, and the training jobs stop there with an error.
 """
 
 import math
+import types
 import warnings
 
 import keras
@@ -144,8 +167,8 @@ def _tf_dataset_leaves(x):
 def _torch_loader_leaves(x):
     """The tensors of a PyTorch ``DataLoader`` over a ``TensorDataset`` (read without
     loading a batch), or None."""
-    if not type(x).__module__.startswith("torch"):
-        return None
+    if not type(x).__module__.startswith("torch") or not _default_collate(x):
+        return None  # (a collate_fn of the user's may convert the tensors)
     tensors = getattr(getattr(x, "dataset", None), "tensors", None)
     if not isinstance(tensors, (tuple, list)) or not tensors:
         return None
@@ -162,8 +185,9 @@ def _refuse_dataset_targets(model, x):
         how = "`dataset.map(lambda a, b: ((a, b),))`"
     else:
         tensors = getattr(getattr(x, "dataset", None), "tensors", None)
-        if not (type(x).__module__.startswith("torch") and isinstance(tensors, (tuple, list))):
-            return
+        if not (type(x).__module__.startswith("torch") and isinstance(tensors, (tuple, list))
+                and _default_collate(x)):
+            return  # (a collate_fn of the user's decides what a batch is)
         k, what = len(tensors), "the DataLoader's batches are"
         how = "a `collate_fn` that returns `((x1, x2),)`"
     if k in (2, 3):
@@ -177,9 +201,12 @@ def _refuse_dataset_targets(model, x):
 
 def _check_arrays(model, leaves, what="x", dataset=False):
     views = getattr(model, "views", None) is not None
+    check_rank = None if views else getattr(model, "_check_rank", None)
     for name, a in leaves:
         name = name.replace("x", what, 1)
         check_real_dtype(a, name)
+        if check_rank is not None:  # here, not in the first step: on JAX a failed first
+            check_rank(a)           # step leaves the model's variables unusable
         if _is_integer(a) and (views or len(a.shape) >= 3):
             kind = "tensor" if dataset else "array"
             why = (f"{type(model).__name__}'s view generator" if views
@@ -253,11 +280,18 @@ def check_fit_inputs(model, x, y, batch_size, kwargs):
         specs = _tf_dataset_leaves(x)
         if specs is not None:
             _check_arrays(model, specs, dataset=True)
+            return _trim_tf_dataset(model, x, specs), kwargs
         tensors = _torch_loader_leaves(x)
         if tensors is not None:
             n = _check_arrays(model, tensors)
             if n is not None and n < int(model.min_batch_size):
                 _keep(model, n, n, "x.dataset")  # raises: too few samples
+        if _is_torch_loader(x):
+            return _trim_torch_loader(model, x), kwargs
+        if isinstance(x, keras.utils.PyDataset):
+            return _check_py_dataset(model, x), kwargs
+        if isinstance(x, types.GeneratorType):
+            return _check_generator(model, x), kwargs
         return x, kwargs
     n = _check_arrays(model, leaves)
     if n is None:
@@ -329,3 +363,287 @@ def warn_if_mostly_skipped(model, history):
             + ". Check the data for NaN/inf and lower the learning rate.",
             SkippedStepsWarning, stacklevel=3,
         )
+
+
+# -- datasets, loaders, PyDatasets and generators: what can be seen without consuming them --
+
+def _warn_partial(model, rest, what, where, fix, stacklevel=5):
+    minimum = int(model.min_batch_size)
+    warnings.warn(
+        f"fit: the last batch of `{what}` would hold {rest} sample{'s' if rest != 1 else ''} "
+        f"({where}), fewer than the {minimum} that {type(model).__name__}'s entropy "
+        f"estimator needs; that batch is left out of training, every epoch ({fix}).",
+        PartialBatchWarning, stacklevel=stacklevel,
+    )
+
+
+def _static_batch(specs):
+    """The batch size every element of a ``tf.data`` dataset has, when its spec fixes one."""
+    sizes = {s.shape[0] if len(s.shape) else None for _, s in specs}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+#: ``tf.data`` transformations after ``batch`` that keep the batches and their order.
+_TF_SAME_BATCHES = {"_PrefetchDataset", "_MapDataset", "_ParallelMapDataset",
+                    "_OptionsDataset", "CacheDataset", "_CacheDataset"}
+#: ... and those that keep the batches but not their order.
+_TF_REORDERED_BATCHES = {"_ShuffleDataset", "ShuffleDataset"}
+
+
+def _tf_batching(ds):
+    """``(samples, batch_size, in_order)`` of ``….batch(batch_size)`` followed only by
+    prefetch / map / cache / options (``in_order``) or shuffles, or None when that cannot
+    be read off the pipeline without running it (a generator, a repeat after batching…).
+    Maps after ``batch`` are taken to keep the batch size."""
+    d, in_order = ds, True
+    while type(d).__name__ in _TF_SAME_BATCHES | _TF_REORDERED_BATCHES:
+        in_order = in_order and type(d).__name__ in _TF_SAME_BATCHES
+        d = getattr(d, "_input_dataset", None)
+    if type(d).__name__ != "_BatchDataset":
+        return None
+    try:
+        n = int(d._input_dataset.cardinality())
+        b = int(d._batch_size)
+    except Exception:  # a TensorFlow version with other internals: unknown
+        return None
+    if n < 0 or b < 1:  # infinite (-1) or unknown (-2)
+        return None
+    return n, b, in_order
+
+
+def _trim_tf_dataset(model, ds, specs):
+    """A ``tf.data.Dataset`` whose last batch is too small for the estimator, without it.
+
+    Batches of a size fixed by the element spec (``drop_remainder=True``): checked
+    against the minimum. Sizes read off the pipeline (``from_tensor_slices(…).batch(b)``,
+    also followed by map / prefetch / cache): a last batch too small is taken off with
+    ``take`` and a :class:`PartialBatchWarning`. Sizes unknown (a generator, a repeat
+    after batching), or a last batch too small after a shuffle of the batches: refused,
+    with ``drop_remainder=True`` as the fix.
+    """
+    minimum = int(model.min_batch_size)
+    name = type(model).__name__
+    fixed = _static_batch(specs)
+    if fixed is not None:
+        if fixed < minimum:
+            raise ValueError(
+                f"{name} needs batches of at least {minimum} samples for its entropy "
+                f"estimator; the dataset's batches hold {fixed} (x.element_spec has batch "
+                f"dimension {fixed}).")
+        return ds
+    batching = _tf_batching(ds)
+    if batching is None:
+        raise ValueError(
+            f"fit cannot tell how many samples the last batch of this tf.data.Dataset holds "
+            "(x.element_spec has batch dimension None, and the sizes cannot be read off the "
+            f"pipeline without running it); a last batch smaller than the {minimum} that "
+            f"{name}'s entropy estimator needs would fail after steps were applied. Batch "
+            "it with `.batch(batch_size, drop_remainder=True)` (or `.rebatch(...)`), or "
+            "give a generator's output_signature a fixed batch dimension.")
+    n, b, in_order = batching
+    if n < minimum:
+        _keep(model, n, n, "x")  # raises: too few samples
+    rest = n % b
+    if not 0 < rest < minimum:
+        return ds
+    fix = ("batch with `drop_remainder=True`, or a batch size that leaves a last batch of "
+           f"at least {minimum}")
+    if not in_order:
+        raise ValueError(
+            f"The last batch of this tf.data.Dataset holds {rest} sample"
+            f"{'s' if rest != 1 else ''} ({n} samples, batch({b})), fewer than the "
+            f"{minimum} that {name}'s entropy estimator needs, and the batches are "
+            f"shuffled after batching, so it cannot be left out: {fix}.")
+    _warn_partial(model, rest, "x", f"{n} samples, batch({b})", fix + ", to silence this")
+    return ds.take(n // b)
+
+
+def _is_torch_loader(x):
+    """A PyTorch ``DataLoader`` (recognised by its class: ldm_keras imports no PyTorch here)."""
+    return (type(x).__module__.startswith("torch.utils.data")
+            and type(x).__name__ == "DataLoader")
+
+
+def _default_collate(loader):
+    fn = getattr(loader, "collate_fn", None)
+    return (getattr(fn, "__module__", "").startswith("torch.utils.data")
+            and getattr(fn, "__name__", "") in ("default_collate", "default_convert"))
+
+
+def _trim_torch_loader(model, loader):
+    """A PyTorch ``DataLoader`` whose last batch is too small for the estimator, without it.
+
+    Sizes known (a ``DataLoader`` with a ``batch_size`` over a sampler with a length: the
+    default, ``shuffle=True`` or a ``sampler`` of the user's): the last batch is left out
+    by an equal loader with ``drop_last=True`` and a :class:`PartialBatchWarning`. Sizes
+    unknown (an ``IterableDataset``, a sampler without length): refused unless
+    ``drop_last=True``. ``batch_size=None`` (the dataset yields whole batches) is passed on.
+    """
+    minimum = int(model.min_batch_size)
+    b = loader.batch_size
+    if b is None or loader.drop_last:
+        return loader
+    if b < minimum:
+        raise ValueError(
+            f"{type(model).__name__} needs batches of at least {minimum} samples for its "
+            f"entropy estimator; received a DataLoader with batch_size={b}.")
+    try:
+        n = len(loader.sampler)
+    except TypeError:
+        n = None
+    batches = type(loader.batch_sampler)
+    if n is None or batches.__name__ != "BatchSampler":
+        raise ValueError(
+            f"fit cannot tell how many samples the last batch of this DataLoader holds (its "
+            f"sampler or dataset has no length); a last batch smaller than the {minimum} "
+            f"that {type(model).__name__}'s entropy estimator needs would fail after steps "
+            "were applied. Create the DataLoader with `drop_last=True`.")
+    if n < minimum:
+        _keep(model, n, n, "x.dataset")  # raises: too few samples
+    rest = n % b if n > b else 0
+    if not 0 < rest < minimum:
+        return loader
+    _warn_partial(model, rest, "x", f"{n} samples, DataLoader batch_size={b}",
+                  "create the DataLoader with `drop_last=True`, or with a batch size that "
+                  f"leaves a last batch of at least {minimum}, to silence this")
+    return type(loader)(
+        loader.dataset, batch_sampler=batches(loader.sampler, b, drop_last=True),
+        num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory, timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context, generator=loader.generator,
+        prefetch_factor=loader.prefetch_factor if loader.num_workers else None,
+        persistent_workers=loader.persistent_workers,
+        pin_memory_device=loader.pin_memory_device,
+        in_order=getattr(loader, "in_order", True),
+    )
+
+
+def _batch_x(model, batch, source, how):
+    """The part of one batch that Keras passes as ``x``; refuses ``(x, y)`` batches."""
+    if isinstance(batch, list):
+        batch = tuple(batch)
+    if not isinstance(batch, tuple):
+        return batch
+    if len(batch) in (2, 3):
+        k = len(batch)
+        raise ValueError(
+            f"{type(model).__name__} is self-supervised: `fit` takes no targets, but {source} "
+            f"are {k}-tuples, which Keras reads as (x, y{', sample_weight' if k == 3 else ''}):"
+            " the second part would be dropped silently. Put everything the model sees in "
+            f"the first part — two views as one nested pair per batch, {how} — and leave "
+            "labels out of fit.")
+    return batch[0] if len(batch) == 1 else batch
+
+
+def _batch_size(leaves):
+    sizes = {int(a.shape[0]) for _, a in leaves
+             if len(a.shape) > 0 and isinstance(a.shape[0], int)}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _check_batch(model, batch, name, source, how):
+    """Check one batch as arrays are checked; return its size (None if unknown)."""
+    leaves = _leaves(_batch_x(model, batch, source, how))
+    if leaves is None:
+        return None
+    _check_arrays(model, leaves, name)
+    n = _batch_size(leaves)
+    minimum = int(model.min_batch_size)
+    if n is not None and n < minimum:
+        raise ValueError(
+            f"{type(model).__name__} needs batches of at least {minimum} samples for its "
+            f"entropy estimator; `{name}` (the first batch) holds {n} "
+            f"sample{'s' if n != 1 else ''}: expected at least {minimum}.")
+    return n
+
+
+def _size_of(batch):
+    if isinstance(batch, list):
+        batch = tuple(batch)
+    if isinstance(batch, tuple) and len(batch) == 1:
+        batch = batch[0]
+    leaves = _leaves(batch)
+    return None if leaves is None else _batch_size(leaves)
+
+
+class _WithoutLastBatch(keras.utils.PyDataset):
+    """A ``PyDataset`` without its last batch (too small for the estimator)."""
+
+    def __init__(self, dataset, num_batches):
+        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+                         max_queue_size=dataset.max_queue_size)
+        self.dataset, self._n = dataset, int(num_batches)
+
+    def __len__(self):
+        return self._n
+
+    @property
+    def num_batches(self):
+        return self._n
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def _check_py_dataset(model, ds):
+    """Check a ``keras.utils.PyDataset`` by reading its first and last batch
+    (``ds[0]``, ``ds[len - 1]``; random access consumes nothing): ``(x, y)`` batches,
+    non-numeric or integer images, a first batch too small are refused; a last batch
+    too small is left out with a :class:`PartialBatchWarning`."""
+    how = "`__getitem__` returning `((x1, x2),)`"
+    source = "the PyDataset's batches"
+    try:
+        count = ds.num_batches
+    except NotImplementedError:
+        count = None
+    if count == 0:
+        raise ValueError("fit received an empty PyDataset (num_batches 0): expected at "
+                         "least one batch.")
+    _check_batch(model, ds[0], "x[0]", source, how)
+    if count is None or count < 2:
+        return ds
+    last = _size_of(ds[count - 1])
+    minimum = int(model.min_batch_size)
+    if last is not None and last < minimum:
+        _warn_partial(model, last, "x", f"x[{count - 1}], the last of {count} batches",
+                      "let `__getitem__` return batches of at least "
+                      f"{minimum} samples to silence this")
+        return _WithoutLastBatch(ds, count - 1)
+    return ds
+
+
+def _check_generator(model, gen):
+    """Check a Python generator's first batch before training (then replay it): ``(x, y)``
+    batches, non-numeric or integer images, a first batch too small are refused. Later
+    batches smaller than the estimator's minimum (a last partial batch) are left out as
+    they come, each with a :class:`PartialBatchWarning`."""
+    try:
+        first = next(gen)
+    except StopIteration:
+        raise ValueError("fit received an empty generator: expected at least one batch.") \
+            from None
+    _check_batch(model, first, "next(x)", "the generator's batches", "`yield ((x1, x2),)`")
+    return _replay(model, first, gen)
+
+
+def _replay(model, first, gen):
+    minimum = int(model.min_batch_size)
+    yield first
+    for i, batch in enumerate(gen, start=1):
+        n = _size_of(batch)
+        if n is not None and n < minimum:
+            warnings.warn(
+                f"fit: batch {i + 1} of the generator `x` holds {n} sample"
+                f"{'s' if n != 1 else ''}, fewer than the {minimum} that "
+                f"{type(model).__name__}'s entropy estimator needs; it is left out of "
+                "training (yield batches of at least that size to silence this).",
+                PartialBatchWarning, stacklevel=2)
+            continue
+        yield batch

@@ -48,6 +48,12 @@ def per_frame(model, x, training):
     t = shape[1] if shape[1] is not None else ops.shape(x)[1]
     flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
     out = model(flat, training=training)
+    if len(out.shape) != 2:  # reshaping (B·T, L, 1) to (B, T, L) would mix batch and axes
+        raise ValueError(
+            f"The encoder (`{getattr(model, 'name', model)}`) must return one latent vector "
+            f"per frame, of shape (frames, latents); for frames of shape {tuple(shape[2:])} it returned shape "
+            f"{tuple(out.shape)} (rank {len(out.shape)}). End it with a `Flatten()` (or "
+            "`Reshape((latents,))`) layer; ldm_keras squeezes no axis itself.")
     return ops.reshape(out, (-1, t, out.shape[-1]))
 
 

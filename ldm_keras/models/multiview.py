@@ -96,6 +96,13 @@ class MultiViewLDM(EMATargets, LDMModel):
         x = keras.KerasTensor((None,) + tuple(shape[1:]))
         h = self.encoder(x)
         z = self.projector(h) if self.projector is not None else h
+        if len(z.shape) != 2:  # e.g. (batch, 4, 1): no axis of the user's is squeezed
+            raise ValueError(
+                "The encoder" + (" and projector" if self.projector is not None else "")
+                + " must return one latent vector per sample, of shape (batch, latents); "
+                f"for inputs of shape {tuple(shape)} the output has shape {tuple(z.shape)} "
+                f"(rank {len(z.shape)}). End the encoder with a `Flatten()` (or "
+                "`Reshape((latents,))`) layer; ldm_keras squeezes no axis itself.")
         if self.predictor is not None:
             self.predictor(z)
         if self.ema_momentum is not None:
@@ -121,19 +128,23 @@ class MultiViewLDM(EMATargets, LDMModel):
                      else [])
 
     # -- forward ---------------------------------------------------------------------
-    def call(self, x, training=False):
-        if isinstance(x, (tuple, list)):  # pairs of views: represent the first
-            x = x[0]
+    def _check_rank(self, x):
         expected = getattr(self.encoder, "input_shape", None)
         if (isinstance(expected, tuple) and expected and not isinstance(expected[0], tuple)
                 and len(x.shape) != len(expected)):  # Keras would squeeze or expand an axis
             raise ValueError(
                 f"The data do not match the encoder: the encoder expects inputs of shape "
                 f"{expected}, received shape {tuple(x.shape)} (rank {len(x.shape)}).")
+
+    def call(self, x, training=False):
+        if isinstance(x, (tuple, list)):  # pairs of views: represent the first
+            x = x[0]
+        self._check_rank(x)
         return self.encoder(x, training=training)
 
     def embed(self, x, training=False):
         """Projected latents ``projector(encoder(x))`` (the space the objective sees)."""
+        self._check_rank(x)
         h = self.encoder(x, training=training)
         return self.projector(h, training=training) if self.projector is not None else h
 

@@ -56,8 +56,9 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
     ``lr(group) = multipliers[group] · lr(base)``; variables of groups not named in
     ``multipliers`` use the base rate (group ``"default"``). Which group a variable
     belongs to is decided by ``resolver(variable) -> str``, and ``group_names()`` (when
-    set) names the groups that exist, so that a multiplier for an unknown group is an
-    error; :class:`~ldm_keras.models.LDMModel` sets both from its ``variable_groups()``.
+    set) names the groups that exist, so that a multiplier for an unknown group is a
+    ``ValueError`` as soon as it is set (:class:`~ldm_keras.models.LDMModel` sets both
+    from its ``variable_groups()`` in ``compile``, so ``compile`` refuses it).
 
     Args:
         optimizer: the base optimizer (instance, name or config), cloned per group.
@@ -81,7 +82,36 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
             _scaled_clone(base, self.multipliers.get(g, 1.0), f"{name}_{g}") for g in groups
         ]
         self.resolver = None
-        self.group_names = None
+        self._names = None
+
+    @property
+    def group_names(self):
+        """``None``, or a callable returning the names of the variable groups that exist."""
+        return self._names
+
+    @group_names.setter
+    def group_names(self, names):
+        # set by ``LDMModel.compile``: a multiplier for a group the model does not have is
+        # refused right there, not at the first ``fit``
+        self._names = names
+        if names is None:
+            return
+        try:
+            known = names()
+        except AttributeError:  # groups that exist only once the model is built: at build
+            return
+        self.check_groups(known)
+
+    def check_groups(self, known):
+        """Raise ``ValueError`` when ``multipliers`` names a group not in ``known``."""
+        known = set(known)
+        unknown = sorted(g for g in self.multipliers if g not in known and g != "default")
+        if unknown:
+            valid = ["default"] + sorted(known - {"default"})
+            raise ValueError(
+                f"`lr_multipliers` names unknown variable group"
+                f"{'s' if len(unknown) > 1 else ''} {unknown}: expected group names among "
+                f"{valid}; received lr_multipliers={dict(self.multipliers)}.")
 
     # -- Keras optimizer protocol -------------------------------------------------
     @property
@@ -104,13 +134,7 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
 
     def build(self, var_list):
         if self.resolver is not None and self.group_names is not None:
-            known = set(self.group_names())
-            unknown = [g for g in self.multipliers if g not in known and g != "default"]
-            if unknown:
-                raise ValueError(
-                    f"lr_multipliers names unknown variable groups {unknown}; this model "
-                    f"has the groups {sorted(known)} (plus 'default')."
-                )
+            self.check_groups(self.group_names())  # the groups may have changed since
         groups = [self._group_of(v) for v in var_list]
         for name, opt in zip(self._group_names, self._optimizers):
             opt.build([v for v, g in zip(var_list, groups) if g == name])

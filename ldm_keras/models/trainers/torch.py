@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ... import backend
+from ...backend.torch import collective
 from .base import LDMTrainer
 
 
@@ -37,7 +38,7 @@ def _all_reduce(tensors, average=False):
     if not tensors:
         return
     flat = torch.cat([t.reshape(-1).to(torch.float32) for t in tensors])
-    dist.all_reduce(flat)
+    collective(dist.all_reduce, flat)
     if average:
         flat /= dist.get_world_size()
     start = 0
@@ -61,7 +62,7 @@ class TorchTrainer(LDMTrainer):
         with torch.no_grad():
             for v in self.guarded_variables():
                 value = v.value.detach().clone()
-                dist.broadcast(value, src=0)
+                collective(dist.broadcast, value, src=0)
                 v.assign(value)
         self._replicas_started = True
 
