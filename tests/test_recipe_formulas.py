@@ -142,6 +142,17 @@ def _kl_entropy(z, k=3):
     return d * np.mean(np.log(r)) + log_vd + digamma(n) - digamma(k)
 
 
+def _kl_entropy_per_step_intrinsic(z, k=3):
+    """Per-step k-NN entropy of ``z`` (B, T, L) with the two-NN intrinsic dimension
+    ``d̂ = clip(B T / Σ_t Σ_b log(r₂/r₁), 1, L)`` (pooled over steps) as dimension factor."""
+    b, t, dim = z.shape
+    r = [cKDTree(z[:, s]).query(z[:, s], max(k, 2) + 1)[0] for s in range(t)]
+    d = np.clip(b * t / sum(np.log(q[:, 2] / q[:, 1]).sum() for q in r), 1.0, dim)
+    log_vd = 0.5 * d * np.log(np.pi) - gammaln(0.5 * d + 1)
+    return np.mean([d * np.mean(np.log(q[:, k])) for q in r]) + log_vd + digamma(b) - \
+        digamma(k)
+
+
 def _vicreg_loss(z1, z2):
     """VICReg (Bardes et al. 2022) with its weights 25 / 25 / 1, written from the paper."""
     def std_term(z):
@@ -322,8 +333,10 @@ def test_sequence_recipes_build_the_documented_models():
     assert isinstance(rec.predictor, ldm.predictors.RecurrentPredictor)
     assert (rec.predictor.units, rec.predictor.cell, rec.predictor.hidden_units,
             rec.predictor.variance, rec.predictor.stop_gradient_targets) == (
-        64, "gru", (64,), "softplus", False)
+        64, "gru", (64,), "diagonal", False)
     assert type(rec.entropy) is E.KNNEntropy and rec.entropy.k == 3
+    assert (rec.entropy.dimension, rec.entropy_pooling, rec.skip_first, rec.lr_multipliers,
+            rec.entropy_weight) == ("intrinsic", "per-step", 1, {}, 1.0)
     for alt, cls in (("gaussian-kde", E.GaussianKDE), ("logdet", E.GaussianLogDet)):
         assert type(ldm.recipes.build("recurrent-ldm", enc(), entropy=alt).entropy) is cls
     with pytest.warns(DeprecationWarning, match="gaussian-kde"):
@@ -363,7 +376,7 @@ def test_jepa_prediction_of_z_t_sees_only_the_past():
 
 
 @pytest.mark.parametrize("name", ["kalman-ssl", "kalman-ssl-knn", "recurrent-ldm"])
-def test_predictive_recipe_loss_is_mean_nll_minus_pooled_entropy(name):
+def test_predictive_recipe_loss_is_mean_nll_minus_entropy(name):
     keras.utils.set_random_seed(0)
     x = _frames(6, 5)
     small = dict(units=8, hidden_units=(8,)) if name == "recurrent-ldm" else {}
@@ -376,7 +389,10 @@ def test_predictive_recipe_loss_is_mean_nll_minus_pooled_entropy(name):
         np.testing.assert_allclose(
             nll, 0.5 * np.sum((z - pred) ** 2 / var + np.log(var), axis=-1),
             rtol=1e-4, atol=1e-5)
-    h = 0.0 if name == "kalman-ssl" else _kl_entropy(z.reshape(-1, 2), 3)
+    if name == "recurrent-ldm":  # per step, intrinsic dimension, first step skipped
+        h, nll = _kl_entropy_per_step_intrinsic(z, 3), nll[:, 1:]
+    else:                        # pooled over batch × time
+        h = 0.0 if name == "kalman-ssl" else _kl_entropy(z.reshape(-1, 2), 3)
     logs = {k: float(to_numpy(v)) for k, v in model.compute_ldm_loss(x).items()}
     np.testing.assert_allclose(logs["entropy"], h, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(logs["loss"], nll.mean() - h, rtol=1e-4, atol=1e-4)

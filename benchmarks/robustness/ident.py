@@ -9,12 +9,15 @@ the latent covariance (effective rank), the R² of a *nonlinear* (k-NN) read-out
 k-NN R² with a low affine R² means an informative but warped representation, both low
 means information was lost (collapse) — and the loss curves.
 
-Configurations (``CONFIGS``): ``defaults`` is the ``recurrent-ldm`` recipe exactly as
-``ldm_keras.training.train_sequence`` trains it on a new recording (MLP encoder
-``features → 128 → 8`` (ReLU), windows of 32 steps every 16, batch 32, 20 epochs, Adam
-1e-3, the recipe's predictor and k-NN entropy, ``PredictiveLDM``'s default learning-rate
-multipliers); the other configurations change one or a few settings (see
-``CONFIGS``); the baselines are ``raw`` (affine read-out of the observations),
+Configurations (``CONFIGS``): ``old-defaults`` (``BASE``) is the ``recurrent-ldm``
+recipe as it was shipped before this suite, trained as ``ldm_keras.jobs.train_sequence``
+trains it on a new recording (MLP encoder ``features → 128 → 8`` (ReLU), windows of 32
+steps every 16, batch 32, 20 epochs, Adam 1e-3, softplus variance, the k-NN entropy
+pooled over batch × time, ``PredictiveLDM``'s default learning-rate multipliers); the
+other configurations change one or a few settings (see ``CONFIGS``). ``proposed`` is the
+setting the suite found; ``defaults`` the recipe as shipped now (it took ``proposed``:
+built with no overrides, 40 epochs); ``proposed-candidate`` the same settings through the
+benchmark-side classes of :mod:`candidates`; the baselines are ``raw`` (affine read-out of the observations),
 ``noentropy`` (a configuration with entropy weight 0), ``autoencoder`` and ``kalman``.
 
 Usage (one process; every run writes one JSON under ``results/ident/<config>/`` and is
@@ -45,7 +48,7 @@ BASE = dict(
     stride=16, learning_rate=1e-3, schedule="constant", warmup_steps=0, units=64,
     hidden_units=(64,), variance="softplus", skip_first=0, entropy="knn", k=3,
     entropy_weight=1.0, lr_multipliers="default", clip_quantile=None, latent_norm=None,
-    train_sequences=None, entropy_pool="pooled",
+    train_sequences=None, entropy_pool="pooled", impl="library", recipe_defaults=False,
 )
 
 
@@ -62,7 +65,7 @@ _IDENT = dict(latent_dim="true", encoder="gelu64x2", epochs=80, window=20, strid
               variance="constant", skip_first=1, lr_multipliers=None)
 
 CONFIGS = {
-    "defaults": _cfg(),
+    "old-defaults": _cfg(),
     "ident-tuned": _cfg(**_IDENT),
     "noentropy": _cfg(entropy_weight=0.0, **{**_IDENT, "epochs": 20}),
     "raw": {"method": "raw"},
@@ -74,7 +77,7 @@ CONFIGS = {
 }
 
 
-def add_config(name, base="defaults", **changes):
+def add_config(name, base="old-defaults", **changes):
     """Register a configuration ``name``: ``base``'s settings with ``changes``."""
     unknown = set(changes) - set(CONFIGS[base])
     if unknown:
@@ -110,6 +113,11 @@ add_config("c-const-intr", "c-const", entropy_pool="per-step-intrinsic")
 add_config("c-diag-intr-e40", "c-diag-intr", epochs=40)
 #: The proposed recurrent-ldm settings (tuned on the cases in TUNING_CASES only).
 add_config("proposed", "c-diag-intr-e40")
+#: The same through the benchmark-side candidate classes (how `proposed` was first run).
+add_config("proposed-candidate", "proposed", impl="candidate")
+#: The recurrent-ldm recipe as shipped since it took the proposed settings (no overrides;
+#: 40 epochs); `old-defaults` is the recipe as shipped before (`BASE`).
+add_config("defaults", "proposed", recipe_defaults=True)
 add_config("proposed-noentropy", "proposed", entropy_weight=0.0)
 add_config("p-e80", "proposed", epochs=80)
 add_config("p-b64-e80", "proposed", epochs=80, batch_size=64)
@@ -170,39 +178,56 @@ def make_encoder(kind, obs_dim, latent_dim, seed):
     raise ValueError(kind)
 
 
+#: entropy_pool -> the library's (entropy_pooling, entropy_dimension); other pools are
+#: benchmark-side candidates (candidates.PoolingLDM).
+LIBRARY_POOLS = {"pooled": ("pooled", "ambient"), "per-step": ("per-step", "ambient"),
+                 "per-step-intrinsic": ("per-step", "intrinsic")}
+
+
 def build_ldm(cfg, obs_dim, dim, seed):
-    """The recurrent-ldm recipe around the configured encoder, with the configured changes."""
+    """The recurrent-ldm recipe around the configured encoder, with the configured changes.
+
+    ``cfg["recipe_defaults"]``: the recipe exactly as shipped (no overrides but the
+    encoder); ``cfg["impl"] == "candidate"``: the benchmark-side candidate classes of
+    :mod:`candidates` (how the ``proposed`` runs were first made) instead of the library.
+    """
     import ldm_keras as ldm
 
     latent = dim if cfg["latent_dim"] == "true" else int(cfg["latent_dim"])
     encoder = make_encoder(cfg["encoder"], obs_dim, latent, seed)
     if cfg.get("latent_norm"):
         encoder = _normalised(encoder, cfg["latent_norm"], obs_dim)
+    if cfg.get("recipe_defaults"):
+        return ldm.recipes.build("recurrent-ldm", encoder)
     overrides = dict(units=cfg["units"], hidden_units=tuple(cfg["hidden_units"]),
                      variance=cfg["variance"], entropy=cfg["entropy"], k=cfg["k"],
                      entropy_weight=cfg["entropy_weight"])
     if cfg["clip_quantile"] is not None:
         overrides["clip_quantile"] = cfg["clip_quantile"]
-    if cfg["variance"] == "diagonal" or cfg.get("entropy_pool", "pooled") != "pooled":
+    pool = cfg.get("entropy_pool", "pooled")
+    if cfg.get("impl") == "candidate" or pool not in LIBRARY_POOLS:
         model = _build_candidate(cfg, encoder, overrides)
-    else:
-        model = ldm.recipes.build("recurrent-ldm", encoder, **overrides)
-    model.skip_first = int(cfg["skip_first"])
-    if cfg["lr_multipliers"] != "default":
-        model.lr_multipliers = dict(cfg["lr_multipliers"] or {})
-    return model
+        model.skip_first = int(cfg["skip_first"])
+        if cfg["lr_multipliers"] != "default":
+            model.lr_multipliers = dict(cfg["lr_multipliers"] or {})
+        return model
+    pooling, dimension = LIBRARY_POOLS[pool]
+    return ldm.recipes.build("recurrent-ldm", encoder, **overrides, entropy_pooling=pooling,
+                             entropy_dimension=dimension, skip_first=int(cfg["skip_first"]),
+                             lr_multipliers=cfg["lr_multipliers"])
 
 
 def _build_candidate(cfg, encoder, o):
-    """The recipe's model (recipes._build_sequence, recurrent branch) with the candidate
-    predictor / entropy pooling of :mod:`candidates`."""
+    """The recipe's model (the recurrent branch of ldm_keras.recipes.sequence) with the
+    candidate predictor / entropy pooling of :mod:`candidates`."""
     from candidates import DiagonalVariancePredictor, PoolingLDM
 
     from ldm_keras import recipes
     from ldm_keras.predictors import RecurrentPredictor
+    from ldm_keras.recipes import components
 
     opts = recipes.options("recurrent-ldm", **{**o, "variance": "softplus"})
-    entropy = recipes._sequence_entropy(opts)
+    entropy = components.entropy(opts)
     kw = dict(units=opts["units"], cell=opts["cell"], hidden_units=tuple(opts["hidden_units"]),
               stop_gradient_targets=entropy is None)
     if cfg["variance"] == "diagonal":
@@ -211,7 +236,8 @@ def _build_candidate(cfg, encoder, o):
         predictor = RecurrentPredictor(variance=cfg["variance"], **kw)
     return PoolingLDM(encoder, predictor, entropy=entropy,
                       entropy_weight=opts["entropy_weight"],
-                      entropy_pool=cfg.get("entropy_pool", "pooled"), name="recurrent_ldm")
+                      entropy_pool=cfg.get("entropy_pool", "pooled"), name="recurrent_ldm",
+                      lr_multipliers="default")
 
 
 def _normalised(encoder, kind, obs_dim):

@@ -4,8 +4,8 @@ Every member writes one JSON under ``benchmarks/robustness/results/`` and is ski
 the file exists, so an interrupted run resumes. Stages (``--stages``; default all):
 
 * ``ident``      — identifiability: every ``ldm_keras.data.systems`` preset × seeds 0-2 with
-  the recipe defaults, the proposed settings, the raw-observation read-out, the
-  no-entropy and autoencoder baselines, and the Kalman recipe on the linear system;
+  the recipe's old and current defaults, the proposed settings, the raw-observation
+  read-out, the no-entropy and autoencoder baselines, and the Kalman recipe on the linear system;
 * ``multiview``  — every multi-view recipe × seeds 0-4 on digits, and the raw pixels;
 * ``sequence``   — every sequence recipe × seeds 0-4 on DotMotion circular at its default
   learning rate, and seeds 0-2 at 0.3× and 3×;
@@ -25,8 +25,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
 
-#: The settings proposed for the recurrent-ldm recipe (see REPORT.md.in) and baselines.
-IDENT_CONFIGS = ["raw", "defaults", "proposed", "proposed-noentropy", "autoencoder"]
+#: The recurrent-ldm recipe before and after it took the proposed settings (see
+#: REPORT.md.in), the proposed settings themselves and the baselines.
+IDENT_CONFIGS = ["raw", "old-defaults", "defaults", "proposed", "proposed-noentropy",
+                 "autoencoder"]
 LINEAR_CASES = ["damped-oscillator/mlp", "damped-oscillator/tuning",
                 "damped-oscillator/frames"]
 ICA_METHODS = ["fastica", "default", "learn-beta", "extended", "bimodal-gg"]

@@ -5,9 +5,9 @@ import math
 import keras
 from keras import ops
 
-from .._math import digamma, digamma_int
+from .._math import digamma, digamma_int, lgamma
 from .._serialization import register
-from .._validation import check_positive
+from .._validation import check_choice, check_positive
 from ._common import (
     check_batch,
     f32,
@@ -82,6 +82,26 @@ class KNNEntropy(EntropyEstimator):
     value on every backend. The logarithm is taken as ``½ log(r² + eps)`` so that
     duplicate points give a finite value and gradient.
 
+    Intrinsic dimension (``dimension="intrinsic"``): the factor ``d`` (and the ``d`` of
+    ``V_d``) is the latents' intrinsic dimension, estimated from the same batch by the
+    two-nearest-neighbour estimator of Facco et al. (2017),
+
+    .. math::
+
+        \\hat d = \\operatorname{clip}\\Big(\\frac{N}{\\sum_i \\log(r_2(i) / r_1(i))},\\;
+        1,\\; L\\Big),
+
+    treated as a constant (no gradient flows through it), instead of the latent size
+    ``L`` (``dimension="ambient"``, the default). On latents that fill an ``m``-dimensional
+    manifold of ``R^L`` the ambient factor weighs the entropy term by ``L / m``; the
+    intrinsic factor gives it weight 1.
+
+    Groups: :meth:`grouped` takes ``G`` batches ``(G, N, L)`` and returns the mean of their
+    estimates, with one intrinsic dimension pooled over all groups
+    (``d̂ = G N / Σ_g Σ_i log(r₂/r₁)``), e.g. the latents of each time step of a batch of
+    sequences (:class:`~ldm_keras.models.PredictiveLDM` with
+    ``entropy_pooling="per-step"``).
+
     Outliers: with ``clip_quantile = q`` the radii are clipped from above at the batch's
     ``q``-quantile (linear interpolation, computed on ``log r_k``) — the quantile is
     treated as a constant, so no gradient flows through it — as the reference release
@@ -92,13 +112,16 @@ class KNNEntropy(EntropyEstimator):
         clip_quantile: ``None`` (default) or ``q ∈ (0, 1]``.
         include_constant: add ``log V_d + ψ(N) - ψ(k)`` (default True).
         eps: floor ``> 0`` on squared radii (default 1e-12).
+        dimension: ``"ambient"`` (default: ``d = L``) or ``"intrinsic"`` (``d = d̂``).
 
     Example:
         >>> est = KNNEntropy(k=3, clip_quantile=0.9)
         >>> h = est(z)                       # nats
+        >>> per_step = KNNEntropy(dimension="intrinsic").grouped(ops.swapaxes(z_seq, 0, 1))
     """
 
-    def __init__(self, k=3, clip_quantile=None, include_constant=True, eps=1e-12, **kwargs):
+    def __init__(self, k=3, clip_quantile=None, include_constant=True, eps=1e-12,
+                 dimension="ambient", **kwargs):
         super().__init__(**kwargs)
         if isinstance(k, bool) or not float(k).is_integer() or int(k) < 1:
             raise ValueError(f"`k` must be a positive integer; received {k!r}.")
@@ -112,20 +135,28 @@ class KNNEntropy(EntropyEstimator):
         self.clip_quantile = clip_quantile
         self.include_constant = bool(include_constant)
         self.eps = check_positive(eps, "eps")
+        self.dimension = check_choice(dimension, "dimension", ("ambient", "intrinsic"))
 
     @property
     def min_batch_size(self):
-        """``k + 1``: each sample needs ``k`` neighbours besides itself."""
-        return self.k + 1
+        """``k + 1`` (``max(k, 2) + 1`` with the intrinsic dimension): each sample needs
+        ``k`` neighbours besides itself (and two for the two-NN estimator)."""
+        return self._needed_neighbours + 1
+
+    @property
+    def _needed_neighbours(self):
+        return max(self.k, 2) if self.dimension == "intrinsic" else self.k
 
     def _validate(self, z):
         check_batch(
-            z, min_batch=self.k + 1,
+            z, min_batch=self.min_batch_size,
             why=f"k-NN entropy with k={self.k} needs more samples than neighbours",
         )
 
     def call(self, z):
         self._validate(z)
+        if self.dimension == "intrinsic":
+            return self._estimate([f32(z)])
         z = f32(z)
         d = num_features(z)
         if keras.backend.backend() == "torch":
@@ -147,6 +178,85 @@ class KNNEntropy(EntropyEstimator):
             h = h + (log_vd - digamma_int(self.k)) + digamma(num_rows(z))
         return h
 
+    # -- groups and the intrinsic dimension ------------------------------------------------
+    def _log_radius(self, z, order):
+        """``log r_order(i)`` per row of ``z`` (the neighbour chosen as in :meth:`call`)."""
+        if keras.backend.backend() == "torch":
+            j = _kth_neighbour_torch(z, order)
+        else:
+            d2 = squared_distances(ops.stop_gradient(z), ops.stop_gradient(z))
+            big = 2.0 * ops.max(d2) + 1.0
+            d2 = d2 + big * ops.eye(ops.shape(d2)[0], dtype="float32")
+            j = _kth_neighbour(d2, order, big)
+        return 0.5 * ops.log(row_squared_distances(z, j) + self.eps)
+
+    def _estimate(self, groups):
+        """Mean over ``groups`` (a list of ``(N, L)`` batches) of the estimate, with the
+        intrinsic dimension (``dimension="intrinsic"``) pooled over the groups."""
+        dim = num_features(groups[0])
+        mean_log_rk, ratio_sum, rows = [], 0.0, 0.0
+        for z in groups:
+            log_r = self._log_radius(z, self.k)
+            if self.clip_quantile is not None:
+                cap = ops.stop_gradient(ops.quantile(log_r, self.clip_quantile))
+                log_r = ops.minimum(log_r, cap)
+            mean_log_rk.append(ops.mean(log_r))
+            if self.dimension == "intrinsic":
+                zs = ops.stop_gradient(z)
+                ratio_sum = ratio_sum + ops.sum(self._log_radius(zs, 2)
+                                                - self._log_radius(zs, 1))
+                rows = rows + num_rows(z)
+        mean_log_rk = ops.stack(mean_log_rk)
+        if self.dimension == "intrinsic":
+            d = ops.stop_gradient(ops.clip(rows / ops.maximum(ratio_sum, 1e-6), 1.0,
+                                           float(dim)))
+        else:
+            d = float(dim)
+        h = d * ops.mean(mean_log_rk)
+        if self.include_constant:
+            n = num_rows(groups[0])
+            log_vd = 0.5 * d * math.log(math.pi) - (
+                lgamma(0.5 * d + 1.0) if self.dimension == "intrinsic"
+                else math.lgamma(0.5 * d + 1.0))
+            h = h + (log_vd - digamma_int(self.k)) + digamma(n)
+        return h
+
+    def intrinsic_dimension(self, z):
+        """The two-NN estimate ``d̂`` of ``z`` (``(N, L)``, or ``(G, N, L)`` pooled over
+        groups), clipped to ``[1, L]``, without gradient.
+
+        Example:
+            >>> KNNEntropy().intrinsic_dimension(z)          # ≈ 2 for a 2-d sheet in R^8
+        """
+        z = f32(z)
+        groups = [z] if len(z.shape) == 2 else [z[g] for g in range(z.shape[0])]
+        for g in groups:
+            check_batch(g, min_batch=3, why="the two-NN estimator needs two neighbours")
+        ratio_sum = 0.0
+        for g in groups:
+            g = ops.stop_gradient(g)
+            ratio_sum = ratio_sum + ops.sum(self._log_radius(g, 2) - self._log_radius(g, 1))
+        rows = num_rows(groups[0]) * len(groups)
+        return ops.stop_gradient(ops.clip(rows / ops.maximum(ratio_sum, 1e-6), 1.0,
+                                          float(num_features(groups[0]))))
+
+    def grouped(self, z):
+        """Mean estimate over ``G`` groups ``z`` ``(G, N, L)`` (``G`` static), each a batch
+        of its own (neighbours only within a group); with ``dimension="intrinsic"`` one
+        ``d̂`` pooled over all groups.
+
+        Example:
+            >>> h = KNNEntropy(dimension="intrinsic").grouped(ops.swapaxes(z_seq, 0, 1))
+        """
+        z = f32(z)
+        if len(z.shape) != 3 or z.shape[0] is None:
+            raise ValueError("`z` must have shape (groups, batch, features) with a known "
+                             f"number of groups; received shape {tuple(z.shape)}.")
+        groups = [z[g] for g in range(z.shape[0])]
+        for g in groups:
+            self._validate(g)
+        return self._estimate(groups)
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -154,4 +264,5 @@ class KNNEntropy(EntropyEstimator):
             "clip_quantile": self.clip_quantile,
             "include_constant": self.include_constant,
             "eps": self.eps,
+            "dimension": self.dimension,
         }

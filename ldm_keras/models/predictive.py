@@ -6,7 +6,7 @@ from keras import ops
 from .._serialization import deserialize as _deserialize
 from .._serialization import register
 from .._serialization import serialize as _serialize
-from .._validation import check_int, check_positive
+from .._validation import check_choice, check_int, check_positive
 from ..entropy.base import EntropyEstimator
 from ..predictors.kalman import KalmanFilter
 from ..predictors.recurrent import RecurrentPredictor
@@ -28,8 +28,11 @@ class PredictiveLDM(LDMModel):
         F = \\frac1T \\sum_t \\mathbb{E}[\\log p_θ(z_t \\mid z_{<t})] + λ\\,\\hat H[z]
 
     with ``p_θ`` given by the predictor (a :class:`~ldm_keras.predictors.KalmanFilter` or a
-    :class:`~ldm_keras.predictors.RecurrentPredictor`) and the entropy estimated on the
-    latents pooled over batch × time; ``entropy=None`` is the implicit entropy of
+    :class:`~ldm_keras.predictors.RecurrentPredictor`) and the entropy ``Ĥ[z]`` estimated
+    on the latents pooled over batch × time (``entropy_pooling="pooled"``), or per time
+    step, ``Ĥ = (1/T) Σ_t Ĥ[{z_t^(b)}_b]`` over the batch's windows at step ``t``
+    (``"per-step"``: neighbours and kernels come from *other* windows only, never from
+    the same window's nearby steps); ``entropy=None`` is the implicit entropy of
     stop-gradient targets. ``model(x)`` returns a dict with ``latents``, ``prediction``
     and the predictor's uncertainties. The uniformity options, the Kalman settings
     (spectral-radius clamp, learning-rate multipliers, noise encoder) and ``skip_first``
@@ -51,6 +54,10 @@ class PredictiveLDM(LDMModel):
             alignment NLL; an integer ``>= 0``, smaller than the number of time steps of
             the training sequences (``predict`` and ``encode`` take any length).
         nan_as_missing: frames holding a NaN are missing (Kalman predictor).
+        entropy_pooling: ``"pooled"`` (default) or ``"per-step"`` (see above; an estimator
+            with a ``grouped`` method, e.g. :class:`~ldm_keras.entropy.KNNEntropy`,
+            receives all steps at once and pools its intrinsic dimension over them). Not
+            with masks (a ragged number of observed windows per step).
 
     Example:
         >>> from ldm_keras.predictors import KalmanCell, KalmanFilter
@@ -63,7 +70,7 @@ class PredictiveLDM(LDMModel):
 
     def __init__(self, encoder, predictor, entropy=None, entropy_weight=1.0,
                  noise_encoder=None, clamp_radius=1.02, lr_multipliers="default",
-                 skip_first=0, nan_as_missing=False, **kwargs):
+                 skip_first=0, nan_as_missing=False, entropy_pooling="pooled", **kwargs):
         if lr_multipliers == "default":
             lr_multipliers = dict(DEFAULT_LR_MULTIPLIERS)
         super().__init__(lr_multipliers=lr_multipliers, **kwargs)
@@ -76,6 +83,8 @@ class PredictiveLDM(LDMModel):
             clamp_radius, "clamp_radius")
         self.skip_first = check_int(skip_first, "skip_first", minimum=0)
         self.nan_as_missing = bool(nan_as_missing)
+        self.entropy_pooling = check_choice(entropy_pooling, "entropy_pooling",
+                                            ("pooled", "per-step"))
         if not isinstance(self.predictor, (KalmanFilter, RecurrentPredictor)):
             raise ValueError(
                 "`predictor` must be a KalmanFilter or a RecurrentPredictor; received "
@@ -114,7 +123,9 @@ class PredictiveLDM(LDMModel):
 
     @property
     def min_batch_size(self):
-        return 1 if self.entropy is None else 1  # pooled over batch × time
+        if self.entropy is not None and self.entropy_pooling == "per-step":
+            return int(self.entropy.min_batch_size)  # each step's batch of windows
+        return 1  # pooled over batch × time
 
     # -- building and shapes -------------------------------------------------------------
     def _check_sequences(self, shape):
@@ -276,6 +287,22 @@ class PredictiveLDM(LDMModel):
         keep = ops.convert_to_numpy(ops.reshape(mask, (-1,))).nonzero()[0]
         return ops.take(pooled, ops.convert_to_tensor(keep, "int32"), axis=0)
 
+    def _per_step_entropy(self, z, mask):
+        """The mean over steps ``t`` of the entropy of the batch's latents at ``t``."""
+        if mask is not None:
+            raise ValueError("entropy_pooling='per-step' takes sequences without a mask "
+                             "(every window observed at every step); use "
+                             "entropy_pooling='pooled' for masked sequences.")
+        z = ops.cast(z, "float32")
+        steps = z.shape[1]
+        if steps is None:
+            raise ValueError("entropy_pooling='per-step' needs a known number of time "
+                             f"steps; received latents of shape {tuple(z.shape)}.")
+        grouped = getattr(self.entropy, "grouped", None)
+        if grouped is not None:
+            return grouped(ops.transpose(z, (1, 0, 2)))
+        return ops.mean(ops.stack([self.entropy(z[:, t]) for t in range(steps)]))
+
     def compute_ldm_loss(self, x, training=False):
         x, mask, dt = self._split_inputs(x)
         z, inputs = self._predictor_inputs(x, training)
@@ -290,6 +317,8 @@ class PredictiveLDM(LDMModel):
         alignment = -self.mean_nll(out["nll"], mask)
         if self.entropy is None:
             ent = ops.zeros((), "float32")
+        elif self.entropy_pooling == "per-step":
+            ent = self._per_step_entropy(z, mask)
         else:
             ent = self.entropy(self._pooled_latents(z, mask))
         loss = -(alignment + self.entropy_weight * ent)
@@ -323,4 +352,5 @@ class PredictiveLDM(LDMModel):
             "clamp_radius": self.clamp_radius,
             "skip_first": self.skip_first,
             "nan_as_missing": self.nan_as_missing,
+            "entropy_pooling": self.entropy_pooling,
         }

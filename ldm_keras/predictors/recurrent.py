@@ -1,5 +1,7 @@
 """Nonlinear predictor of the next latent: an LSTM/GRU over the past (docs/spec.md §4)."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -8,7 +10,6 @@ from .._serialization import register
 from .._validation import check_choice, check_finite, check_int, check_positive
 
 __all__ = ["RecurrentPredictor"]
-
 
 
 @register
@@ -21,12 +22,16 @@ class RecurrentPredictor(keras.layers.Layer):
 
         r_t = RNN(u_1..t)                     (LSTM or GRU, ``units`` wide)
         ẑ_t = MLP(r_t)                        (hidden layers ``hidden_units``, then Dense(L))
-        v_t = softplus(W r_t + c) + min_var   (``variance="softplus"``), or 1 (``"constant"``)
+        v_t = softplus(W r_t + c) + min_var   (``variance="softplus"``: state-dependent)
+        v_tl = exp(ρ_l) + min_var             (``variance="diagonal"``: a learned constant
+                                               per latent dimension, ρ = ``log_variance``)
+        v_t = 1                               (``variance="constant"``)
         nll_t = ½ Σ_l [(z̃_tl - ẑ_tl)² / v_tl + log v_tl]  (+ L/2 · log 2π if include_constant)
 
     with ``z̃_t = stop_gradient(z_t)`` when ``stop_gradient_targets=True`` (the target is
     not differentiated; the encoder gets gradients through the past only), else
-    ``z̃_t = z_t``. With ``variance="constant"`` the NLL is ``½‖z_t - ẑ_t‖²``: a
+    ``z̃_t = z_t``. With ``variance="diagonal"`` the variance is homoscedastic (not a
+    function of the past) but learned per dimension. With ``variance="constant"`` the NLL is ``½‖z_t - ẑ_t‖²``: a
     JEPA-style MSE predictor.
 
     The recurrent network and the MLP run under the layer's dtype policy (they may be
@@ -39,9 +44,11 @@ class RecurrentPredictor(keras.layers.Layer):
         cell: ``"gru"`` or ``"lstm"``.
         hidden_units: widths of the MLP's hidden layers (``()`` for a linear read-out).
         activation: activation of the MLP's hidden layers.
-        variance: ``"softplus"`` or ``"constant"``.
+        variance: ``"softplus"``, ``"diagonal"`` or ``"constant"``.
+        init_log_variance: initial value of ``ρ`` with ``variance="diagonal"`` (default 0,
+            unit variance).
         initial_input: ``"zeros"`` or ``"learned"``.
-        min_variance: added to the softplus variance (default 1e-4).
+        min_variance: added to the softplus or diagonal variance (default 1e-4).
         stop_gradient_targets: see above.
         include_constant: add ``L/2 · log 2π`` to the NLL.
         check_finite: raise on NaN/inf inputs when they can be checked eagerly.
@@ -64,6 +71,7 @@ class RecurrentPredictor(keras.layers.Layer):
         stop_gradient_targets=True,
         include_constant=False,
         check_finite=True,
+        init_log_variance=0.0,
         **kwargs,
     ):
         kwargs["autocast"] = False
@@ -72,7 +80,12 @@ class RecurrentPredictor(keras.layers.Layer):
         self.cell = check_choice(cell, "cell", {"gru", "lstm"})
         self.hidden_units = tuple(check_int(u, "hidden_units", 1) for u in hidden_units)
         self.activation = activation
-        self.variance = check_choice(variance, "variance", {"softplus", "constant"})
+        self.variance = check_choice(variance, "variance",
+                                     {"softplus", "diagonal", "constant"})
+        self.init_log_variance = float(init_log_variance)
+        if not math.isfinite(self.init_log_variance):
+            raise ValueError("`init_log_variance` must be a finite number; received "
+                             f"{init_log_variance!r}.")
         self.initial_input = check_choice(initial_input, "initial_input", {"zeros", "learned"})
         self.min_variance = check_positive(min_variance, "min_variance", allow_zero=True)
         self.stop_gradient_targets = bool(stop_gradient_targets)
@@ -128,6 +141,10 @@ class RecurrentPredictor(keras.layers.Layer):
         self._out.build((None, width))
         if self.variance == "softplus":
             self._var.build((None, self.units))
+        if self.variance == "diagonal":
+            self.log_variance = self.add_weight(
+                shape=(dim,), name="log_variance", dtype="float32",
+                initializer=keras.initializers.Constant(self.init_log_variance))
 
     def _output_shapes(self, shape):
         b, t, dim = shape
@@ -161,6 +178,9 @@ class RecurrentPredictor(keras.layers.Layer):
         if self.variance == "softplus":
             raw = self._var(ops.cast(hidden, "float32"))
             var = ops.softplus(ops.cast(raw, "float32")) + self.min_variance
+        elif self.variance == "diagonal":
+            var = ops.ones_like(pred) * (ops.exp(ops.cast(self.log_variance, "float32"))
+                                         + self.min_variance)
         else:
             var = ops.ones_like(pred)
         target = ops.stop_gradient(z) if self.stop_gradient_targets else z
@@ -183,5 +203,6 @@ class RecurrentPredictor(keras.layers.Layer):
             "stop_gradient_targets": self.stop_gradient_targets,
             "include_constant": self.include_constant,
             "check_finite": self.check_finite,
+            "init_log_variance": self.init_log_variance,
         })
         return config

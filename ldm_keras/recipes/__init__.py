@@ -34,12 +34,16 @@ recipe              latent model log p(z_t | z_<t)   entropy (uniformity)       
                     likelihood N(z_t; ẑ_t, S_t)                                        cosine
 ``kalman-ssl-knn``  the same, targets differentiated Kozachenko–Leonenko k=3 on z pooled  1e-4
                                                      over batch × time                 cosine
-``recurrent-ldm``   Gaussian N(z_t; ẑ_t, v_t) from   k-NN k=3 (``"gaussian-kde"``/     1e-3
-                    a GRU + MLP, learned variance    ``"logdet"``), pooled
+``recurrent-ldm``   Gaussian N(z_t; ẑ_t, v) from a   k-NN k=3 with the two-NN          1e-3
+                    GRU + MLP, learned variance per  intrinsic dimension, per time
+                    dimension; first step skipped    step (``"gaussian-kde"``/
+                                                     ``"logdet"``)
 ==================  ===============================  ================================  ========
 
 The Kalman recipes train the dynamics at 100× the encoder's learning rate and clamp
-the transition's spectral radius at 1.02 (docs/spec.md §4); :func:`default_optimizer` with
+the transition's spectral radius at 1.02 (docs/spec.md §4); ``recurrent-ldm`` trains
+encoder and predictor at one learning rate (its settings were chosen by the robustness
+suite, benchmarks/results/robustness.md); :func:`default_optimizer` with
 ``decay_steps`` gives the cosine schedule (decay to 1 %) of the DotMotion benchmark.
 
 ``simclr`` with ``entropy_weight=½`` is exactly the symmetric InfoNCE (NT-Xent across

@@ -5,6 +5,7 @@ The data are ``(batch, time, *frame)``; the encoder is applied to every frame.
 
 from .. import priors
 from .._validation import check_choice
+from ..entropy import KNNEntropy
 from ..models.encoders import mlp
 from ..models.predictive import PredictiveLDM
 from ..models.sequence import CPCLDM, JEPALDM
@@ -33,23 +34,32 @@ add("kalman-ssl-knn", "KalmanSSL with explicit entropy: the Kalman innovation li
     model="kalman", state_dim=None, observation_noise_init=0.1, process_noise_init=0.01,
     clamp_radius=1.02, entropy="knn", k=3, entropy_weight=1.0, learning_rate=1e-4,
     schedule="cosine")
-add("recurrent-ldm", "Recurrent LDM: PredictiveLDM + RecurrentPredictor (GRU 64 + MLP, "
-    "softplus variance), Gaussian latent model with differentiated targets and explicit "
-    "entropy of the pooled latents: k-NN (k = 3) by default, 'gaussian-kde' or 'logdet' as "
-    "options.", kind="sequence",
-    model="recurrent", units=64, cell="gru", hidden_units=(64,), variance="softplus",
-    entropy="knn", k=3, entropy_weight=1.0, learning_rate=1e-3)
+add("recurrent-ldm", "Recurrent LDM: PredictiveLDM + RecurrentPredictor (GRU 64 + MLP) with a "
+    "learned per-dimension constant variance, Gaussian latent model with differentiated "
+    "targets, the first step of each window left out of the NLL, one learning rate for "
+    "encoder and predictor, and an explicit entropy taken per time step over the batch's "
+    "windows: k-NN (k = 3) with the latents' two-NN intrinsic dimension as its dimension "
+    "factor by default, 'gaussian-kde' or 'logdet' as options.", kind="sequence",
+    model="recurrent", units=64, cell="gru", hidden_units=(64,), variance="diagonal",
+    entropy="knn", k=3, entropy_weight=1.0, entropy_dimension="intrinsic",
+    entropy_pooling="per-step", skip_first=1, lr_multipliers=None, learning_rate=1e-3)
 
 #: Settings every sequence recipe accepts as overrides (besides its own defaults).
 SETTINGS = {"entropy_weight", "learning_rate", "schedule", "precision",
             "entropy_precision", "k", "clip_quantile"}
 
 #: Further settings of the predictive (Kalman, recurrent) recipes: ``lr_multipliers``
-#: (``"default"``: PredictiveLDM's; ``None``: one learning rate) and, for the Kalman
+#: (``"default"``: PredictiveLDM's; ``None``: one learning rate); for the recurrent
+#: recipe ``variance`` (``"diagonal"``, ``"softplus"``, ``"constant"``: the
+#: RecurrentPredictor's), ``skip_first``, ``entropy_pooling`` (``"per-step"`` or
+#: ``"pooled"``: PredictiveLDM's) and ``entropy_dimension`` (``"intrinsic"`` or
+#: ``"ambient"``: the k-NN estimator's dimension factor; other estimators ignore it);
+#: and, for the Kalman
 #: filter, ``noise_encoder`` (hidden widths of a per-frame network that infers the
 #: observation noise, for vector frames; ``None``: a learned constant) and
 #: ``transition_seed`` (the seed of the Kalman cell's initialisers).
-PREDICTIVE_SETTINGS = {"recurrent": {"lr_multipliers"},
+PREDICTIVE_SETTINGS = {"recurrent": {"lr_multipliers", "variance", "skip_first",
+                                     "entropy_pooling", "entropy_dimension"},
                        "kalman": {"lr_multipliers", "noise_encoder", "transition_seed"}}
 
 #: The explicit entropies the recurrent recipe offers.
@@ -70,6 +80,9 @@ def check(recipe, o):
     if recipe.defaults["model"] == "recurrent":
         o["entropy"] = components.entropy_name(o["entropy"])
         check_choice(o["entropy"], "entropy", RECURRENT_ENTROPIES)
+        check_choice(o["variance"], "variance", ("diagonal", "softplus", "constant"))
+        check_choice(o["entropy_pooling"], "entropy_pooling", ("per-step", "pooled"))
+        check_choice(o["entropy_dimension"], "entropy_dimension", ("intrinsic", "ambient"))
     return o
 
 
@@ -111,11 +124,17 @@ def _kalman(name, encoder, o):
 
 def _recurrent(name, encoder, o):
     entropy = components.entropy(o)
+    if isinstance(entropy, KNNEntropy) and o["entropy_dimension"] != "ambient":
+        entropy = KNNEntropy(k=o.get("k", 3), clip_quantile=o.get("clip_quantile"),
+                             dimension=o["entropy_dimension"])
     predictor = RecurrentPredictor(units=o["units"], cell=o["cell"],
                                    hidden_units=tuple(o["hidden_units"]),
                                    variance=o["variance"], stop_gradient_targets=entropy is None)
     return PredictiveLDM(encoder, predictor, entropy=entropy,
                          entropy_weight=o.get("entropy_weight", 1.0),
+                         entropy_pooling=o["entropy_pooling"] if entropy is not None
+                         else "pooled",
+                         skip_first=o["skip_first"],
                          lr_multipliers=o.get("lr_multipliers", "default"), name=name)
 
 
