@@ -327,8 +327,13 @@ def test_mixed_precision_nonfinite_guard(kind):
     assert all(np.all(np.isfinite(to_numpy(w))) for w in model.trainable_variables)
 
 
-@pytest.mark.xfail(strict=True, reason=_LOSS_SCALE_BUG)
-@pytest.mark.parametrize("kind", ["multiview", "predictive"])
+@pytest.mark.parametrize("kind", [
+    pytest.param("multiview", marks=pytest.mark.xfail(strict=True, reason=_LOSS_SCALE_BUG)),
+    # Adam hides most of the 2**15 factor: on PyTorch the Kalman run lands inside the
+    # tolerance (XPASS there), on JAX / TensorFlow not; the SGD test below shows the bug
+    # on every backend
+    pytest.param("predictive", marks=pytest.mark.xfail(
+        BACKEND != "torch", strict=True, reason=_LOSS_SCALE_BUG))])
 def test_mixed_precision_loss_after_steps_matches_float32(kind):
     _, ref, _ = _float32_run(kind)
     _, hist = _mixed_run(kind)
