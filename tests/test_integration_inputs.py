@@ -269,11 +269,6 @@ def _mixed_run(kind):
     return _MIXED[kind]
 
 
-_LOSS_SCALE_BUG = (
-    "ldm_keras trainers differentiate the unscaled loss but apply the gradients with "
-    "Keras' LossScaleOptimizer (compile wraps the optimizer under mixed_float16), which "
-    "divides them by its loss scale (2**15): every update is 32768x too small "
-    "(Adam hides most of it, SGD/LARS barely move)")
 
 # Relative gap of the training loss, mixed_float16 against float32. Before any update
 # (the first batch) the two runs agree to 1e-4 relative (measured 2.35202 vs 2.35225 on
@@ -328,23 +323,17 @@ def test_mixed_precision_nonfinite_guard(kind):
 
 
 @pytest.mark.parametrize("kind", [
-    pytest.param("multiview", marks=pytest.mark.xfail(strict=True, reason=_LOSS_SCALE_BUG)),
-    # Adam hides most of the 2**15 factor: on PyTorch the Kalman run lands inside the
-    # tolerance (XPASS there), on JAX / TensorFlow not; the SGD test below shows the bug
-    # on every backend
-    pytest.param("predictive", marks=pytest.mark.xfail(
-        BACKEND != "torch", strict=True, reason=_LOSS_SCALE_BUG))])
+    "multiview", "predictive"])
 def test_mixed_precision_loss_after_steps_matches_float32(kind):
     _, ref, _ = _float32_run(kind)
     _, hist = _mixed_run(kind)
     assert hist["loss"][-1] == pytest.approx(ref["loss"][-1], rel=MIXED_RTOL)
 
 
-@pytest.mark.xfail(strict=True, reason=_LOSS_SCALE_BUG)
 def test_mixed_precision_sgd_step_matches_float32():
     """One SGD step on one batch of pairs: the weight change under mixed_float16 is the
     float32 one to 1e-2 (float16 gradients carry ~1e-3 relative error); measured
-    ratio 1/32768 on the three backends."""
+    ratio 1/32768 on the three backends before the trainers scaled the loss."""
     x = _digits()
     change = {}
     for policy in ("float32", "mixed_float16"):

@@ -127,8 +127,15 @@ class LDMTrainer:
         return {k: ops.cast(v, "float32") for k, v in logs.items()}
 
     def step_is_finite(self, logs, grads):
-        """A boolean scalar: the loss and every gradient are finite."""
+        """A boolean scalar: the loss and every gradient are finite.
+
+        Under a ``keras.optimizers.LossScaleOptimizer`` (what ``compile`` makes under
+        ``mixed_float16``) only the loss is checked: non-finite gradients of the scaled
+        loss are that optimizer's business (it skips the update and lowers the scale;
+        restoring its state here would keep the scale too high forever)."""
         ok = ops.all(ops.isfinite(logs["loss"]))
+        if isinstance(getattr(self, "optimizer", None), keras.optimizers.LossScaleOptimizer):
+            return ok
         for g in grads:
             if g is None:
                 continue

@@ -53,7 +53,11 @@ class JAXTrainer(LDMTrainer):
                 lambda: self.compute_logs(data, training=True),
                 list(zip(nt_vars, ntv)),
             )
-            return logs["loss"], (logs, new_ntv)
+            # mixed precision: LossScaleOptimizer divides the gradients by its scale
+            with keras.StatelessScope(state_mapping=list(zip(self.optimizer.variables,
+                                                             optimizer_values))):
+                loss = self.optimizer.scale_loss(logs["loss"])
+            return loss, (logs, new_ntv)
 
         old_non_trainable = non_trainable  # before the forward pass (seeds, running stats)
         (_, (logs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

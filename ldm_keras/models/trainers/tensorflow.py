@@ -65,6 +65,8 @@ class TensorFlowTrainer(LDMTrainer):
             # the optimizer sums the replicas' gradients and the loss is global (the
             # embeddings are gathered), so each replica contributes 1/R of it
             scaled = logs["loss"] / backend.num_replicas()
+            # mixed precision: LossScaleOptimizer divides the gradients by its scale
+            scaled = self.optimizer.scale_loss(scaled)
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
         if not guard:

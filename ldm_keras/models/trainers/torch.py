@@ -80,7 +80,8 @@ class TorchTrainer(LDMTrainer):
             with torch.no_grad():
                 old = [v.value.detach().clone() for v in frozen]
         logs = self.compute_logs(data, training=True)
-        (logs["loss"] / world).backward()
+        # mixed precision: LossScaleOptimizer divides the gradients by its scale
+        self.optimizer.scale_loss(logs["loss"] / world).backward()
         variables = self.trainable_variables
         grads = [v.value.grad for v in variables]
         ok = None
