@@ -264,6 +264,10 @@ def evaluate_run(path):
 SEQUENCE_DEFAULTS = {"epochs": 20, "batch_size": 32, "window": H5_WINDOW,
                      "readout_sequences": 800, "test_fraction": H5_TEST_FRACTION}
 
+#: Epochs per sequence recipe when the run does not say (others: SEQUENCE_DEFAULTS):
+#: the recurrent recipe's defaults were validated at 40 (benchmarks/results/robustness.md).
+SEQUENCE_EPOCHS = {"recurrent-ldm": 40}
+
 #: Latent size per recipe when the run does not say (the Kalman recipes use the
 #: ground truth's size, 2 for DotMotion, as the reference; the others 8).
 _SEQUENCE_LATENT = {"kalman-ssl": None, "kalman-ssl-knn": None}
@@ -332,7 +336,7 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     train, test, info = load_sequence_dataset(dataset, sequences, test_sequences, window,
                                               stride, seed=seed, train_length=train_length)
     xtr = np.asarray(train[0], "float32")
-    epochs = int(epochs or SEQUENCE_DEFAULTS["epochs"])
+    epochs = int(epochs or SEQUENCE_EPOCHS.get(recipe, SEQUENCE_DEFAULTS["epochs"]))
     if epochs < 1:
         raise ValueError(f"`epochs` must be >= 1; received {epochs}.")
     batch_size = int(min(batch_size or SEQUENCE_DEFAULTS["batch_size"], len(xtr)))

@@ -177,3 +177,24 @@ def test_bad_sequence_datasets_are_clear_errors(tmp_path):
         model = ldm.recipes.build("cpc", mlp(100, [8], 2, batch_norm=False))
         model.compile(optimizer="adam")
         model.fit(np.zeros((4, 6, 64), "float32"), epochs=1, verbose=0)
+
+
+def test_the_job_trains_recurrent_ldm_for_the_validated_40_epochs(monkeypatch, tmp_path):
+    """Without --epochs the recurrent recipe trains as long as its defaults were validated
+    (40 epochs, benchmarks/results/robustness.md); the other sequence recipes 20."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(self, x=None, *args, epochs=1, **kwargs):
+        seen[type(self).__name__] = epochs
+        raise Stop
+
+    monkeypatch.setattr(ldm.models.PredictiveLDM, "fit", fake_fit)
+    monkeypatch.setattr(CPCLDM, "fit", fake_fit)
+    for recipe in ("recurrent-ldm", "cpc"):
+        with pytest.raises(Stop):
+            jobs.train_sequence(recipe, "dotmotion-circular", sequences=8, test_sequences=4,
+                                verbose=0, out=str(tmp_path / recipe))
+    assert seen == {"PredictiveLDM": 40, "CPCLDM": 20}
