@@ -48,6 +48,14 @@ def _all_reduce(tensors, average=False):
         start += n
 
 
+def _average_logs(logs):
+    """Replace each scalar of ``logs`` by its mean over the processes (same key order)."""
+    keys = sorted(logs)
+    values = [logs[k].reshape(()).clone() for k in keys]
+    _all_reduce(values, average=True)
+    logs.update(zip(keys, values))
+
+
 class TorchTrainer(LDMTrainer):
     """``train_step(data)`` / ``test_step(data)`` on the PyTorch backend."""
 
@@ -109,10 +117,7 @@ class TorchTrainer(LDMTrainer):
         stats = self.moving_statistics()
         values = [s.value for s in stats]
         _all_reduce(values, average=True)  # in place
-        keys = sorted(logs)
-        vals = [logs[k].reshape(()).clone() for k in keys]
-        _all_reduce(vals, average=True)
-        logs.update(zip(keys, vals))
+        _average_logs(logs)
 
     def test_step(self, data):
         if backend.num_replicas() > 1:
@@ -121,8 +126,5 @@ class TorchTrainer(LDMTrainer):
             logs = self.compute_logs(data, training=False)
             logs = {k: v.detach() for k, v in logs.items()}
             if backend.num_replicas() > 1:
-                keys = sorted(logs)
-                vals = [logs[k].reshape(()).clone() for k in keys]
-                _all_reduce(vals, average=True)
-                logs.update(zip(keys, vals))
+                _average_logs(logs)
         return self.update_metrics(logs)
