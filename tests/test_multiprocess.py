@@ -55,7 +55,7 @@ def _free_ports(count):
 
 def _env():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1",
-               CUDA_VISIBLE_DEVICES="")
+               CUDA_VISIBLE_DEVICES="", KERAS_BACKEND=BACKEND)
     env.pop("XLA_FLAGS", None)  # one CPU device per process
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
