@@ -206,8 +206,11 @@ def _join_processes(args):
 def _train(args):
     start = time.time()
     rank, count = _join_processes(args)
+    import warnings
+
     from . import jobs, recipes
 
+    warnings.simplefilter("ignore", jobs.RunWarning)  # printed below, one line each
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
     if recipes.get(args.recipe).kind == "sequence":
         result = jobs.train_sequence(
@@ -242,6 +245,8 @@ def _train(args):
              ("total seconds", f"{time.time() - start:.1f}"),
              ("encoder", result["encoder_path"])]
     print(format_table(rows, "ldm-keras train: results"))
+    for message in result.get("warnings") or []:
+        print(f"ldm-keras train: warning: {message}", file=sys.stderr)
     return 0
 
 
