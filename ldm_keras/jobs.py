@@ -23,14 +23,20 @@ written atomically (a temporary file in the same folder, flushed to disk, then r
 so a full disk or a kill leaves no truncated ``encoder.keras``; ``run.json`` holds
 absolute paths (``out``, ``encoder``, and the dataset when it is a file), so ``evaluate``
 works from any directory. A run whose steps were mostly skipped as non-finite raises
-:class:`TrainingFailedError` and saves nothing.
+:class:`TrainingFailedError` and saves nothing; a run that finished but collapsed, skipped
+steps or learned nothing the read-out sees says so at the end (:mod:`ldm_keras.run_health`).
+
+Across processes (:mod:`ldm_keras.distributed`) every process trains on its share and
+evaluates; process 0 alone checks, locks and writes ``out``.
+
+Long module: the two jobs share one flow (output folder, processes, end-of-run checks,
+evaluation, files written) that reads best in one place.
 """
 
 import contextlib
 import json
 import os
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -44,15 +50,18 @@ from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequen
 from .models.encoders import conv_encoder, mlp, resnet18
 from .models.fitdata import SKIPPED_STEPS_LIMIT, skipped_steps
 from .outputs import output_folder, save_json, save_model
+from .run_health import (
+    LatentCheck,
+    RunWarning,  # noqa: F401 - re-exported: jobs.RunWarning
+    encoder_latents,
+    run_warnings,
+    warn_all,
+)
 
 
 class TrainingFailedError(RuntimeError):
     """The run did not train: most of its steps were skipped as non-finite."""
 
-
-class RunWarning(UserWarning):
-    """A training job's end-of-run warning (:func:`run_warnings`): the run ended collapsed,
-    skipped steps, evaluated to NaN, or learned nothing the read-out can see."""
 
 
 def _absolute_dataset(name):
@@ -92,97 +101,6 @@ def _not_the_chief(model, epochs, history, metrics):
             "history": [float(v) for v in history.history["loss"]], "monitor": None,
             "model": model, "process": distributed.process_index(),
             "weights_fingerprint": distributed.weights_fingerprint(model)}
-
-
-class _LatentCheck:
-    """The latents of a fixed sample before and after training, measured as
-    :class:`~ldm_keras.callbacks.RepresentationMonitor` does (effective rank, spread,
-    shrink against the start; its collapse thresholds): ``before(embed)`` then
-    ``after(embed)``, with ``embed(x) -> (n, d)`` latents of this process alone."""
-
-    def __init__(self, sample):
-        self.sample = sample
-        self._embed = None
-        self.monitor = RepresentationMonitor(sample, warn=False, alignment=False,
-                                             features=lambda _model, x: self._embed(x))
-
-    def measure(self, embed):
-        self._embed = embed
-        out = self.monitor.measure(model=None)
-        out["size"] = int(self.monitor.latent_size)
-        return out
-
-
-def _encoder_latents(encoder, frames=False):
-    """``embed(x)`` for :class:`_LatentCheck`: the encoder's outputs (per frame for
-    windows ``(n, T, ...)``), float64."""
-    def embed(x):
-        x = np.asarray(x, "float32")
-        flat = x.reshape((-1,) + x.shape[2:]) if frames else x
-        # direct calls, not `predict`: on PyTorch its DataLoader would draw from the
-        # global generator and change the shuffling of the `fit` that follows
-        z = np.concatenate([keras.ops.convert_to_numpy(encoder(flat[i:i + 512], training=False))
-                            for i in range(0, len(flat), 512)]).astype("float64")
-        return z.reshape(-1, z.shape[-1])
-    return embed
-
-
-def run_warnings(recipe, settings, latents, skipped, total, metrics):
-    """Plain-language warnings about a finished run, each with its likely cause:
-
-    * the latents ended **collapsed** (``latents``: a
-      :meth:`~ldm_keras.callbacks.RepresentationMonitor.measure` record with its
-      ``collapsed`` flag — effective rank, spread or shrink below the monitor's
-      thresholds);
-    * ``skipped`` of the ``total`` steps were skipped as **non-finite**;
-    * a metric is **NaN**;
-    * a sequence run's held-out read-out ``r2`` is no better than the **untrained**
-      encoder's ``r2_untrained``.
-
-    ``settings`` are the recipe settings of the run (over the recipe's defaults), used to
-    name the likely cause. Returns a list of strings (empty for a healthy run).
-
-    Example:
-        >>> run_warnings("byol", {}, {"collapsed": 1.0, "rep_rank": 1.1, ...}, 0, 100, {})
-    """
-    out = []
-    options = {**recipes.get(recipe).defaults, **(settings or {})}
-    if latents is not None and latents.get("collapsed"):
-        if options.get("entropy") is None or not options.get("entropy_weight", 1.0):
-            cause = ("the objective has no explicit entropy term, so only the recipe's "
-                     "predictor, stop-gradient targets or EMA target keep the latents apart: "
-                     "check that they are on (or use a recipe with an entropy term)")
-        else:
-            cause = ("the entropy term did not hold the latents apart against the alignment: "
-                     "raise `entropy_weight`, lower the latent model's `precision`, or lower "
-                     "the learning rate")
-        out.append(
-            f"The run ended collapsed: effective rank {latents['rep_rank']:.2f} of "
-            f"{latents.get('size', '?')} latent dimensions, spread {latents['rep_spread']:.3f}, "
-            f"shrink {latents['rep_shrink']:.3f} against the untrained encoder (collapsed below "
-            "rank 0.03 × size, spread 0.06 or shrink 0.1). Likely cause: " + cause + ".")
-    if skipped:
-        out.append(
-            f"{skipped} of the {total} training steps were skipped as non-finite (NaN/inf loss "
-            "or gradient) and did not update the weights. Likely cause: NaN/inf or huge values "
-            "in the data, or a learning rate too high.")
-    bad = sorted(k for k, v in (metrics or {}).items()
-                 if isinstance(v, float) and not np.isfinite(v))
-    if bad:
-        out.append(f"The evaluation gave non-finite {', '.join(bad)}. Likely cause: NaN/inf "
-                   "latents (non-finite weights or inputs).")
-    r2, r2_0 = (metrics or {}).get("r2"), (metrics or {}).get("r2_untrained")
-    if r2 is not None and r2_0 is not None and np.isfinite(r2) and r2 <= r2_0:
-        out.append(
-            f"The trained encoder reads the ground truth out no better than the untrained one "
-            f"(held-out R² {r2:.4f} against {r2_0:.4f}). Likely cause: too few epochs or a "
-            "learning rate too low or too high for this data.")
-    return out
-
-
-def _warn_all(messages):
-    for m in messages:
-        warnings.warn(m, RunWarning, stacklevel=3)
 
 
 def _check_trained(model, history):
@@ -328,9 +246,9 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     t0 = time.time()
     # the monitor embeds on every process: one process alone (no collectives) only
     watch = [RepresentationMonitor(xtr[:512])] if monitor and count == 1 else []
-    check = _LatentCheck(xtr[:512])
+    check = LatentCheck(xtr[:512])
     with distributed.local_scope():
-        check.measure(_encoder_latents(distributed.local_copy(model.encoder)))
+        check.measure(encoder_latents(distributed.local_copy(model.encoder)))
     here, batch_here = distributed.fit_share(data, batch)
     history = model.fit(here, epochs=epochs, batch_size=batch_here,
                         verbose=verbose, shuffle=True,
@@ -345,11 +263,11 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
         encoder = distributed.local_copy(model.encoder)
         metrics = evaluate_encoder(encoder, train, test, head=head,
                                    clustering=recipe == "categorical")
-        latents = check.measure(_encoder_latents(encoder))
+        latents = check.measure(encoder_latents(encoder))
     said = run_warnings(recipe, settings, latents, *skipped_steps(history), metrics)
     if not distributed.is_chief():
         return _not_the_chief(model, epochs, history, metrics)
-    _warn_all(said)
+    warn_all(said)
 
     encoder_path = os.path.join(out, "encoder.keras")
     save_model(model.encoder, encoder_path)
@@ -505,9 +423,9 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
             recipe, learning_rate, decay_steps=steps, schedule=overrides.get("schedule")))
         if evaluate_untrained or count > 1:
             model.build((batch_size,) + tuple(xtr.shape[1:]))
-    check = _LatentCheck(xtr[:64])
+    check = LatentCheck(xtr[:64])
     with distributed.local_scope():
-        check.measure(_encoder_latents(distributed.local_copy(model.encoder), frames=True))
+        check.measure(encoder_latents(distributed.local_copy(model.encoder), frames=True))
     initial = {}
     if evaluate_untrained:
         # the same read-out from the untrained encoder: the baseline the training must beat
@@ -525,14 +443,14 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
         here_model = distributed.local_copy(model)
         metrics = evaluate_sequence_model(here_model, train, test,
                                           SEQUENCE_DEFAULTS["readout_sequences"])
-        latents = check.measure(_encoder_latents(here_model.encoder, frames=True))
+        latents = check.measure(encoder_latents(here_model.encoder, frames=True))
     if "r2" in initial:
         metrics["r2_untrained"] = initial["r2"]
     metrics["final_loss"] = losses[-1]
     said = run_warnings(recipe, overrides, latents, *skipped_steps(history), metrics)
     if not distributed.is_chief():
         return _not_the_chief(model, epochs, history, metrics)
-    _warn_all(said)
+    warn_all(said)
 
     encoder_path = os.path.join(out, "encoder.keras")
     save_model(model.encoder, encoder_path)

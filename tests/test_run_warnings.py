@@ -44,6 +44,9 @@ def test_skipped_steps_nan_metrics_and_no_gain_over_untrained_are_said():
     assert said[0].startswith("3 of the 40 training steps were skipped as non-finite")
     assert said[1].startswith("The evaluation gave non-finite rotation.")
     assert "no better than the untrained one (held-out R² 0.3100 against 0.3500)" in said[2]
+    (said,) = jobs.run_warnings("kalman-ssl", {}, {"nonfinite": 1.0, "collapsed": 0.0,
+                                                   "size": 2}, 0, 40, {})
+    assert said.startswith("The latents at the end hold NaN or inf."), said
     # a trained read-out above the untrained one is not a warning
     assert jobs.run_warnings("kalman-ssl", {}, HEALTHY, 0, 40,
                              {"r2": 0.36, "r2_untrained": 0.35}) == []
