@@ -63,7 +63,6 @@ class TrainingFailedError(RuntimeError):
     """The run did not train: most of its steps were skipped as non-finite."""
 
 
-
 def _absolute_dataset(name):
     """A dataset name with its file made absolute (``path.h5:key`` → ``/abs/path.h5:key``)."""
     name = str(name)
