@@ -63,6 +63,20 @@ TUTORIALS = {
 
 NAN_OK = {"jump_detection_auc", "variance_ratio_after_jump"}
 
+#: What the tutorials claim that holds in fast mode too, however briefly anything trained:
+#: a reload computes the same embedding (01 says "exactly"), another backend the same up to
+#: float32 rounding (01), the zoo entry reproduces its reference outputs to 1e-5 (06, the
+#: README's claim), the Kalman recipe keeps the spectral radius of A at most 1.02 (03), and
+#: RTS smoothing never widens a band (03: smoothed variances are at most the filtered ones).
+FAST_MODE_CLAIMS = {
+    "reload_max_abs_diff": lambda v: float(v) <= 1e-6,
+    "cross_backend_max_abs_diff": lambda v: float(v) <= 1e-5,
+    "zoo_verify_ok": lambda v: v == "True",
+    "zoo_reference_max_abs_diff": lambda v: float(v) <= 1e-5,
+    "spectral_radius": lambda v: float(v) <= 1.02 + 1e-4,
+    "band_width_missing_filtered_over_smoothed": lambda v: float(v) >= 1.0,
+}
+
 
 def _tutorial_files():
     return sorted(f for f in os.listdir(TUTORIALS_DIR)
@@ -121,5 +135,12 @@ def test_tutorial_runs_in_fast_mode(name, tmp_path):
         if value not in ("True", "False"):
             # fast mode may have no jump in the scored frames: those two may be nan
             assert math.isfinite(float(value)) or key in NAN_OK, (key, value)
+        if key in FAST_MODE_CLAIMS:
+            assert FAST_MODE_CLAIMS[key](value), f"{name}: RESULT {key} = {value}"
     for fig in figures:
         _check_figure(os.path.join(str(tmp_path), fig))
+
+
+def test_every_fast_mode_claim_names_a_result_a_tutorial_prints():
+    printed = {key for keys, _ in TUTORIALS.values() for key in keys}
+    assert set(FAST_MODE_CLAIMS) <= printed, set(FAST_MODE_CLAIMS) - printed
