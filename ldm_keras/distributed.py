@@ -257,8 +257,8 @@ def local_copy(model):
         return model
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.keras")
-        keras.saving.save_model(model, path)
-        with local_scope():
+        with local_scope():  # saving builds a reference optimizer: variables (JAX: collective)
+            keras.saving.save_model(model, path)
             return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
