@@ -58,8 +58,13 @@ def launch(tmp_path_factory):
     seconds = time.time() - start
     tails = [(tmp / f"rank{r}.log").read_text()[-3000:] for r in range(2)]
     ranks = [json.load(open(o)) if os.path.exists(o) else None for o in outs]
-    assert all(r is not None for r in ranks), ([p.returncode for p in procs], tails)
-    return {"ranks": ranks, "seconds": seconds}
+    return {"ranks": ranks, "seconds": seconds, "codes": [p.returncode for p in procs],
+            "tails": tails}
+
+
+def _ranks(launch):
+    assert all(r is not None for r in launch["ranks"]), (launch["codes"], launch["tails"])
+    return launch["ranks"]
 
 
 def _max_diff(a, b):
@@ -68,7 +73,7 @@ def _max_diff(a, b):
 
 
 def test_resumed_run_ends_where_the_uninterrupted_one_does(launch):
-    for rank in launch["ranks"]:
+    for rank in _ranks(launch):
         assert "end of epoch 1" in rank["interrupted"], rank["interrupted"]
         resumed, reference = rank["resumed"], rank["reference"]
         assert len(resumed["loss"]) == EPOCHS - STOP - 1  # restored the epoch, too
@@ -80,15 +85,17 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(launch):
 
 
 def test_both_ranks_hold_identical_weights(launch):
-    rank0, rank1 = launch["ranks"]
+    rank0, rank1 = _ranks(launch)
     for phase in ("reference", "resumed"):
         assert _max_diff(rank0[phase]["weights"], rank1[phase]["weights"]) == 0.0, phase
         assert rank0[phase]["loss"] == rank1[phase]["loss"], phase
 
 
 def test_only_the_chief_writes(launch):
-    rank0, rank1 = launch["ranks"]
+    rank1 = launch["ranks"][1]
+    assert rank1 is not None, (launch["codes"], launch["tails"])
     assert rank1["writes"] == [], rank1["writes"]
+    rank0 = _ranks(launch)[0]
     # the recorder sees the chief's writes: two backups (epochs 0 and 1), each written
     # as pending files renamed onto the backup, then (resumed) one more and the deletion
     until_stop = rank0["writes_until_stop"]
