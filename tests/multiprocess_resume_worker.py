@@ -2,7 +2,8 @@
 
 ``python multiprocess_resume_worker.py RANK WORLD PORT BACKUP OUT`` runs three phases in
 this one process (process start-up is the expensive part of the test), each with a
-freshly built model (multi-view LDM with EMA targets and BatchNorm statistics, SGD with
+freshly built model (multi-view LDM on 6x6 images with random views — flips and
+noise: seed-generator states —, EMA targets and BatchNorm statistics, SGD with
 momentum), data-parallel over the WORLD processes on 127.0.0.1:PORT:
 
 * ``reference`` — ``EPOCHS`` epochs, uninterrupted, no callback;
@@ -40,17 +41,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ldm_keras as ldm  # noqa: E402
-from ldm_keras.models.encoders import mlp  # noqa: E402
 
 if BACKEND == "jax":
     layout = keras.distribution.DataParallel()
     layout.auto_shard_dataset = False  # each process feeds its own shard (arrays)
     keras.distribution.set_distribution(layout)
 
-G, BATCH, D, EPOCHS, STOP = 16, 8, 5, 3, 1  # rows, global batch, features; stop after 1
-rng = np.random.default_rng(0)
-X1 = rng.normal(size=(G, D)).astype("float32")
-PAIRS = (X1, (X1 + 0.3 * rng.normal(size=(G, D))).astype("float32"))
+G, BATCH, EPOCHS, STOP = 16, 8, 3, 1  # rows, global batch; stop after epoch 1
+IMAGES = np.random.default_rng(0).uniform(size=(G, 6, 6, 1)).astype("float32")
 
 # -- the write recorder ------------------------------------------------------------------
 WRITES = []
@@ -104,18 +102,22 @@ class StopAfter(keras.callbacks.Callback):
 def _model(seed):
     keras.utils.set_random_seed(seed)
     with strategy.scope() if BACKEND == "tensorflow" else contextlib.nullcontext():
-        enc = mlp(D, [8], 4, batch_norm=True)
+        enc = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                                keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                                keras.layers.ReLU(), keras.layers.Dense(4)])
+        views = ldm.augment.ViewPipeline([ldm.augment.RandomFlip(seed=0),
+                                          ldm.augment.RandomGaussianNoise(0.2, p=0.5, seed=1)])
         model = ldm.models.MultiViewLDM(enc, prior=ldm.priors.IsotropicGaussian(2.0),
-                                        entropy=ldm.entropy.GaussianKDE(2.0),
+                                        entropy=ldm.entropy.GaussianKDE(2.0), views=views,
                                         mode="joint", ema_momentum=0.5)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.5))
-        model.build(((G, D), (G, D)))
+        model.build((G, 6, 6, 1))
     return model
 
 
 def _fit(model, callbacks=()):
     # TensorFlow: every worker passes all the data and the global batch size
-    x = PAIRS if BACKEND == "tensorflow" else distributed.shard(*PAIRS)
+    x = IMAGES if BACKEND == "tensorflow" else distributed.shard(IMAGES)
     batch = BATCH if BACKEND == "tensorflow" else BATCH // WORLD
     return model.fit(x, batch_size=batch, epochs=EPOCHS, shuffle=False, verbose=0,
                      callbacks=list(callbacks))
