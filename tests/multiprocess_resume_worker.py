@@ -15,7 +15,7 @@ momentum), data-parallel over the WORLD processes on 127.0.0.1:PORT:
 Every file operation of this process that would write under BACKUP (Python-level
 ``open`` for writing, renames, removals, directory creation; HDF5 files opened for
 writing) is recorded, so the test can check that only rank 0 wrote. Writes JSON to
-``OUT``: each phase's losses and final weights, the writes, the backup folder's files
+``OUT``: each phase's losses and final state (every variable of the model and its optimizer), the writes, the backup folder's files
 after the interruption.
 """
 
@@ -124,7 +124,10 @@ def _fit(model, callbacks=()):
 
 
 def _flat(model):
-    return [np.asarray(w, dtype="float64").ravel().tolist() for w in model.get_weights()]
+    """Every variable: weights, EMA targets, BatchNorm statistics, seed states, and the
+    optimizer's (iterations, momenta)."""
+    return [np.asarray(keras.ops.convert_to_numpy(v), dtype="float64").ravel().tolist()
+            for v in model.variables + model.optimizer.variables]
 
 
 out = {}
