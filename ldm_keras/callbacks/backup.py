@@ -114,7 +114,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         except OSError:
             if not file_utils.exists(self._prev_weights_path):
                 raise
-            # no copy into the folder (only the chief writes, and only after a step):
+            # no copy into the folder (only the chief writes, after the second barrier):
             # the previous pair is loaded through a private copy with a weights name
             self._restore(self._prev_weights_path, self._prev_training_metadata_path,
                           None)
@@ -186,10 +186,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         _replace(self._pending_metadata_path, self._training_metadata_path)
 
     def _save_weights(self, path):
-        """``model.save_weights`` on the chief alone. Saving may create variables (Keras
-        builds reference objects once per process); under a distribution spanning the
-        processes (JAX) creating one is a collective the other ranks would not join, so
-        the chief saves with the distribution unset (only values are read)."""
+        """``model.save_weights`` on the chief alone. Saving creates variables (Keras
+        builds a reference optimizer to list the attributes it skips); under a
+        distribution spanning the processes (JAX) creating a variable is a collective
+        the other ranks would not join, so the chief saves with the distribution unset
+        (the model's variables are only read)."""
         layout = keras.distribution.distribution()
         if layout is None:
             self.model.save_weights(filepath=path, overwrite=True)
