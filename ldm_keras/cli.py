@@ -5,6 +5,7 @@
     ldm-keras train --recipe simclr --dataset digits [--backend jax] [--epochs N] [--out DIR]
     ldm-keras train --recipe kalman-ssl --dataset dotmotion-circular [--sequences N]
     ldm-keras train --recipe cpc --dataset path/to/file.h5:frames[:targets] [--window 32]
+    ldm-keras train ... --processes R --process-id I --coordinator HOST:PORT   (each process)
     ldm-keras evaluate DIR [--plot]
     ldm-keras evaluate DIR_A DIR_B [--plot]     (consistency of two runs)
     ldm-keras recipes
@@ -93,6 +94,15 @@ def _parser():
                    help="sequence recipes: steps between windows (default window/2)")
     t.add_argument("--latent-dim", type=_positive_int, default=None,
                    help="sequence recipes: latent size (Kalman: ground truth's, else 8)")
+    t.add_argument("--processes", type=_positive_int, default=None,
+                   help="data-parallel run: the number of processes R (started once each, "
+                   "with its --process-id; --batch-size is the global batch; process 0 "
+                   "writes the results; default $LDM_KERAS_NUM_PROCESSES or 1)")
+    t.add_argument("--process-id", type=int, default=None,
+                   help="data-parallel run: this process's index in [0, R)")
+    t.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="data-parallel run: process 0's address (TensorFlow: every "
+                   "process's HOST:PORT, comma-separated, in process order)")
 
     e = sub.add_parser("evaluate", help="evaluate a trained encoder folder (from train); "
                                         "with two folders, their consistency")
@@ -180,27 +190,57 @@ def _guarded(command, args):
         return EXIT_FAILED if isinstance(e, TrainingFailedError) else EXIT_USAGE
 
 
-def _train(args):
-    from . import jobs, recipes
+def _join_processes(args):
+    """Join a data-parallel run (``--processes``/``--process-id``/``--coordinator`` or the
+    environment of :mod:`ldm_keras.distributed`) before any other work of the backend."""
+    from . import distributed
 
-    start = time.time()
-    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    if args.processes is None and os.environ.get(distributed.ENVIRONMENT["num_processes"]) \
+            is None and (args.process_id is not None or args.coordinator is not None):
+        raise ValueError("--process-id and --coordinator belong to a data-parallel run: give "
+                         "--processes too (the number of processes).")
+    distributed.initialize(args.coordinator, args.processes, args.process_id)
+    return distributed.process_index(), distributed.process_count()
+
+
+def _run_job(args, jobs, recipes, verbose):
     if recipes.get(args.recipe).kind == "sequence":
-        result = jobs.train_sequence(
+        return jobs.train_sequence(
             recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
             out=args.out, verbose=verbose, sequences=args.sequences,
             test_sequences=args.test_sequences, window=args.window, stride=args.stride,
             latent_dim=args.latent_dim,
         )
-    else:
-        result = jobs.train_multiview(
-            recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
-            batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
-            seed=args.seed, out=args.out, verbose=verbose, monitor=True,
-        )
+    return jobs.train_multiview(
+        recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
+        seed=args.seed, out=args.out, verbose=verbose, monitor=True,
+    )
+
+
+def _train(args):
+    import warnings
+
+    start = time.time()
+    rank, count = _join_processes(args)
+    from . import jobs, recipes
+
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jobs.RunWarning)  # printed below, one line each
+        result = _run_job(args, jobs, recipes, verbose)
+    if rank != 0:
+        epochs = f"{result['epochs']} epoch" + ("s" if result["epochs"] != 1 else "")
+        print(f"ldm-keras train: process {rank} of {count} trained {epochs} "
+              f"(weights fingerprint {result['weights_fingerprint']:.12g}); process 0 "
+              "writes the results.")
+        return 0
     rows = [("recipe", args.recipe), ("dataset", args.dataset),
             ("backend", result["backend"]), ("epochs", result["epochs"])]
+    if count > 1:
+        rows += [("processes", count),
+                 ("weights fingerprint", f"{result['weights_fingerprint']:.12g}")]
     rows += [(k, v) for k, v in result["metrics"].items()]
     # the RepresentationMonitor's last measurement (multi-view runs)
     rows += [(f"final {k}", ("yes" if v else "no") if k == "collapsed" else v)
@@ -209,6 +249,8 @@ def _train(args):
              ("total seconds", f"{time.time() - start:.1f}"),
              ("encoder", result["encoder_path"])]
     print(format_table(rows, "ldm-keras train: results"))
+    for message in result.get("warnings") or []:
+        print(f"ldm-keras train: warning: {message}", file=sys.stderr)
     return 0
 
 

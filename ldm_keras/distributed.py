@@ -29,8 +29,12 @@ Example (each of 2 processes, PyTorch; see docs/scaling.md for JAX and TensorFlo
     ...     model.save("model.keras")
 """
 
+import contextlib
 import os
+import tempfile
 import warnings
+
+import keras
 
 from . import backend
 
@@ -98,7 +102,10 @@ def initialize(coordinator=None, num_processes=None, process_id=None, timeout=30
         raise ValueError(f"`process_id` must be in [0, {num_processes}); received {process_id}.")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"`timeout` must be a positive number of seconds; received {timeout!r}.")
-    return backend.initialize(str(coordinator), num_processes, process_id, timeout)
+    started = backend.initialize(str(coordinator), num_processes, process_id, timeout)
+    if started is not None and not _STRATEGY:
+        _STRATEGY.append(started)
+    return started
 
 
 def process_index():
@@ -141,3 +148,128 @@ def shard(*arrays):
                       f"of the {count} processes gets {per}.", stacklevel=2)
     out = tuple(a[index * per:(index + 1) * per] for a in arrays)
     return out if len(out) > 1 else out[0]
+
+
+# -- what a training job needs beyond initialize ------------------------------------------
+
+_STRATEGY = []  # the MultiWorkerMirroredStrategy initialize returned (TensorFlow)
+
+
+def strategy():
+    """The ``tf.distribute`` strategy :func:`initialize` started (TensorFlow, more than
+    one process), else ``None``."""
+    return _STRATEGY[0] if _STRATEGY else None
+
+
+@contextlib.contextmanager
+def model_scope():
+    """The context in which to build and compile a model for this run.
+
+    * TensorFlow, more than one process: ``strategy().scope()``;
+    * JAX, more than one process: sets ``keras.distribution.DataParallel`` over every
+      device of every process, each process feeding its own shard
+      (``auto_shard_dataset = False``), unless a distribution is already set;
+    * otherwise: nothing.
+
+    Example:
+        >>> with distributed.model_scope():
+        ...     model = recipes.build("simclr", encoder); model.build(shape)
+        ...     model.compile(optimizer="adam")
+    """
+    if process_count() > 1 and keras.backend.backend() == "tensorflow" and strategy():
+        with strategy().scope():
+            yield
+        return
+    if process_count() > 1 and keras.backend.backend() == "jax" \
+            and keras.distribution.distribution() is None:
+        layout = keras.distribution.DataParallel()
+        layout.auto_shard_dataset = False
+        keras.distribution.set_distribution(layout)
+    yield
+
+
+def fit_share(x, batch_size):
+    """``(x_here, batch_here)``: what this process passes to ``model.fit`` for a run whose
+    **global** batch is ``batch_size``.
+
+    With ``R`` processes, ``batch_size`` must be a multiple of ``R``. TensorFlow's
+    strategy shards the data itself, so every worker passes all of ``x`` (trimmed to a
+    multiple of ``R`` rows, so that every batch splits evenly) and the global batch size;
+    on JAX and PyTorch each process passes its :func:`shard` and ``batch_size / R``. ``x``
+    is an array or a tuple of arrays. With one process: ``(x, batch_size)``.
+
+    Example:
+        >>> x_here, batch_here = distributed.fit_share(x, 256)
+        >>> model.fit(x_here, batch_size=batch_here)
+    """
+    count = process_count()
+    if count == 1:
+        return x, batch_size
+    if batch_size % count:
+        raise ValueError(f"The global `batch_size` must be a multiple of the {count} "
+                         f"processes; received {batch_size}.")
+    arrays = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    if keras.backend.backend() == "tensorflow":
+        keep = len(arrays[0]) // count * count
+        out, batch = tuple(a[:keep] for a in arrays), batch_size
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the rows dropped are said by the caller
+            out = shard(*arrays)
+        out, batch = (out if len(arrays) > 1 else (out,)), batch_size // count
+    return (out if isinstance(x, (tuple, list)) else out[0]), batch
+
+
+@contextlib.contextmanager
+def local_scope():
+    """A context in which work is this process's alone: on JAX the distribution (if any)
+    is unset inside and restored after, so ``predict`` of a :func:`local_copy` runs on
+    this process's devices; elsewhere nothing changes.
+
+    Example:
+        >>> with distributed.local_scope():
+        ...     z = distributed.local_copy(model.encoder).predict(x)
+    """
+    previous = keras.distribution.distribution() if keras.backend.backend() == "jax" \
+        else None
+    if previous is not None:
+        keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            keras.distribution.set_distribution(previous)
+
+
+def local_copy(model):
+    """A copy of ``model`` that computes on this process alone (for evaluation, plots,
+    embedding), with the same weights: across processes a model's variables are
+    distributed (JAX) or mirrored (TensorFlow) and a call on one process alone would wait
+    for the others. It goes through a ``.keras`` file, saved and reloaded (``safe_mode``)
+    outside any distribution. With one process (or on PyTorch, where the variables are
+    this process's own) the model itself is returned. Use it inside :func:`local_scope`.
+
+    Example:
+        >>> with distributed.local_scope():
+        ...     z = distributed.local_copy(model.encoder).predict(x)
+    """
+    if process_count() == 1 or keras.backend.backend() == "torch":
+        return model
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        keras.saving.save_model(model, path)
+        with local_scope():
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def weights_fingerprint(model):
+    """``Σ |w|`` over every weight of ``model`` in float64: a number that processes of one
+    run can print and compare (identical weights give identical fingerprints).
+
+    Example:
+        >>> print(f"process {distributed.process_index()}: {weights_fingerprint(model):.12g}")
+    """
+    import numpy as np
+
+    return float(sum(np.abs(np.asarray(w, dtype="float64")).sum()
+                     for w in model.get_weights()))

@@ -23,9 +23,17 @@ written atomically (a temporary file in the same folder, flushed to disk, then r
 so a full disk or a kill leaves no truncated ``encoder.keras``; ``run.json`` holds
 absolute paths (``out``, ``encoder``, and the dataset when it is a file), so ``evaluate``
 works from any directory. A run whose steps were mostly skipped as non-finite raises
-:class:`TrainingFailedError` and saves nothing.
+:class:`TrainingFailedError` and saves nothing; a run that finished but collapsed, skipped
+steps or learned nothing the read-out sees says so at the end (:mod:`ldm_keras.run_health`).
+
+Across processes (:mod:`ldm_keras.distributed`) every process trains on its share and
+evaluates; process 0 alone checks, locks and writes ``out``.
+
+Long module: the two jobs share one flow (output folder, processes, end-of-run checks,
+evaluation, files written) that reads best in one place.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -33,7 +41,7 @@ import time
 import keras
 import numpy as np
 
-from . import recipes
+from . import distributed, recipes
 from .augment import image_views
 from .callbacks import RepresentationMonitor
 from .data.datasets import H5_TEST_FRACTION, H5_WINDOW, load_image_dataset, load_sequence_dataset
@@ -42,6 +50,13 @@ from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequen
 from .models.encoders import conv_encoder, mlp, resnet18
 from .models.fitdata import SKIPPED_STEPS_LIMIT, skipped_steps
 from .outputs import output_folder, save_json, save_model
+from .run_health import (
+    LatentCheck,
+    RunWarning,  # noqa: F401 - re-exported: jobs.RunWarning
+    encoder_latents,
+    run_warnings,
+    warn_all,
+)
 
 
 class TrainingFailedError(RuntimeError):
@@ -55,6 +70,36 @@ def _absolute_dataset(name):
         head, rest = name.split(".h5:", 1)
         return os.path.abspath(head + ".h5") + ":" + rest
     return os.path.abspath(name) if name.endswith(".h5") else name  # "digits" stays a name
+
+
+def _output_folder(out):
+    """The run folder, checked and locked (:func:`~ldm_keras.outputs.output_folder`), on
+    the chief; the other processes of a multi-process run write nothing."""
+    if distributed.is_chief():
+        return output_folder(out)
+    return contextlib.nullcontext(os.path.abspath(os.path.expanduser(str(out))))
+
+
+def _processes(batch_size, n):
+    """``(R, batch_size)`` for a run on ``R`` processes (the global batch must split)."""
+    count = distributed.process_count()
+    if count > 1 and batch_size % count:
+        raise ValueError(f"`batch_size` (the global batch) must be a multiple of the {count} "
+                         f"processes; received {batch_size}.")
+    if count > 1 and n // count < batch_size // count:
+        raise ValueError(f"{n} training rows shared by {count} processes give each fewer "
+                         f"rows ({n // count}) than its share of the batch "
+                         f"({batch_size // count}); choose a smaller `batch_size`.")
+    return count, batch_size
+
+
+def _not_the_chief(model, epochs, history, metrics):
+    """What a process other than the chief returns (it writes nothing)."""
+    return {"metrics": metrics, "train_seconds": None, "epochs": epochs,
+            "backend": keras.backend.backend(), "encoder_path": None,
+            "history": [float(v) for v in history.history["loss"]], "monitor": None,
+            "model": model, "process": distributed.process_index(),
+            "weights_fingerprint": distributed.weights_fingerprint(model)}
 
 
 def _check_trained(model, history):
@@ -165,7 +210,7 @@ def train_multiview(recipe="simclr", dataset="digits",
     """
     recipes.get(recipe)
     out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}")
-    with output_folder(out) as out:
+    with _output_folder(out) as out:
         return _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed,
                                 out, verbose, monitor, overrides)
 
@@ -179,28 +224,49 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     epochs = int(epochs or d["epochs"])
     if epochs < 1:
         raise ValueError(f"`epochs` must be >= 1; received {epochs}.")
-    encoder = d["encoder"](tuple(xtr.shape[1:]))
-    views = image_views(d["preset"], seed=seed) if d.get("preset") else None
     settings = {**d.get("recipe_overrides", {}).get(recipe, {}), **overrides}
-    model = recipes.build(recipe, encoder, views=views, **settings)
     learning_rate = learning_rate or d.get("learning_rate")
     data = xtr
     if d.get("pairs"):
         data = same_class_pairs(xtr, train[1], partners=d["pairs"], seed=seed)
     n = len(data[0]) if isinstance(data, (tuple, list)) else len(data)
-    steps = int(np.ceil(n / min(batch_size, len(xtr)))) * epochs
-    model.compile(optimizer=job_optimizer(recipe, dataset, learning_rate, steps=steps,
-                                          shape=tuple(xtr.shape[1:])))
+    count, batch = _processes(min(batch_size, len(xtr)), n)
+    steps = int(np.ceil(n // count * count / batch)) * epochs
+    with distributed.model_scope():
+        encoder = d["encoder"](tuple(xtr.shape[1:]))
+        views = image_views(d["preset"], seed=seed) if d.get("preset") else None
+        model = recipes.build(recipe, encoder, views=views, **settings)
+        if count > 1:  # variables made here, not inside a replica's first step
+            one = (batch,) + tuple(xtr.shape[1:])
+            model.build((one, one) if isinstance(data, (tuple, list)) else one)
+        model.compile(optimizer=job_optimizer(recipe, dataset, learning_rate, steps=steps,
+                                              shape=tuple(xtr.shape[1:])))
     optimizer = describe_optimizer(model.optimizer)
     t0 = time.time()
-    watch = [RepresentationMonitor(xtr[:512])] if monitor else []
-    history = model.fit(data, epochs=epochs, batch_size=min(batch_size, len(xtr)),
+    # the monitor embeds on every process: one process alone (no collectives) only
+    watch = [RepresentationMonitor(xtr[:512])] if monitor and count == 1 else []
+    check = LatentCheck(xtr[:512])
+    with distributed.local_scope():
+        check.measure(encoder_latents(distributed.local_copy(model.encoder)))
+    here, batch_here = distributed.fit_share(data, batch)
+    history = model.fit(here, epochs=epochs, batch_size=batch_here,
                         verbose=verbose, shuffle=True,
                         callbacks=recipes.callbacks(recipe, epochs) + watch)
     train_seconds = time.time() - t0
     _check_trained(model, history)
-    metrics = evaluate_encoder(model.encoder, train, test, head=model.projector,
-                               clustering=recipe == "categorical")
+    # every process evaluates (on JAX making variables is a collective: the processes must
+    # run the same code), the chief writes
+    with distributed.local_scope():
+        head = distributed.local_copy(model.projector) if model.projector is not None \
+            else None
+        encoder = distributed.local_copy(model.encoder)
+        metrics = evaluate_encoder(encoder, train, test, head=head,
+                                   clustering=recipe == "categorical")
+        latents = check.measure(encoder_latents(encoder))
+    said = run_warnings(recipe, settings, latents, *skipped_steps(history), metrics)
+    if not distributed.is_chief():
+        return _not_the_chief(model, epochs, history, metrics)
+    warn_all(said)
 
     encoder_path = os.path.join(out, "encoder.keras")
     save_model(model.encoder, encoder_path)
@@ -208,7 +274,9 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
         save_model(model.projector, os.path.join(out, "head.keras"))
     run = {"recipe": recipe, "dataset": _absolute_dataset(dataset), "epochs": epochs,
            "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
-           "seed": seed,
+           "seed": seed, "processes": count,
+           "weights_fingerprint": distributed.weights_fingerprint(model),
+           "latents_at_end": latents, "warnings": said,
            "backend": keras.backend.backend(), "keras": keras.__version__,
            "train_seconds": round(train_seconds, 2), "settings": settings, "out": out,
            "encoder": encoder_path}
@@ -218,7 +286,8 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
         if watch else None
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
-            "optimizer": optimizer, "monitor": final, "model": model}
+            "optimizer": optimizer, "monitor": final, "model": model, "process": 0,
+            "weights_fingerprint": run["weights_fingerprint"], "warnings": said}
 
 
 def load_run(path):
@@ -323,7 +392,7 @@ def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=Non
         raise ValueError(f"Recipe {recipe!r} is a {r.kind} recipe; train_sequence takes one "
                          f"of {sorted(recipes.names('sequence'))}.")
     out = out or os.path.join("runs", f"{recipe}-{os.path.basename(dataset)}".replace(":", "-"))
-    with output_folder(out) as out:
+    with _output_folder(out) as out:
         return _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, out,
                                verbose, sequences, test_sequences, window, stride,
                                latent_dim, train_length, evaluate_untrained, overrides)
@@ -340,31 +409,47 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     if epochs < 1:
         raise ValueError(f"`epochs` must be >= 1; received {epochs}.")
     batch_size = int(min(batch_size or SEQUENCE_DEFAULTS["batch_size"], len(xtr)))
+    count, batch_size = _processes(batch_size, len(xtr))
     if latent_dim is None:
         latent_dim = 8
         if recipe in _SEQUENCE_LATENT:
             latent_dim = int(train[1].shape[-1]) if train[1] is not None else 4
-    encoder = _sequence_encoder(tuple(xtr.shape[2:]), int(latent_dim))
-    model = recipes.build(recipe, encoder, **overrides)
-    steps = int(np.ceil(len(xtr) / batch_size)) * epochs
-    model.compile(optimizer=recipes.default_optimizer(recipe, learning_rate, decay_steps=steps,
-                                                      schedule=overrides.get("schedule")))
+    steps = int(np.ceil(len(xtr) // count * count / batch_size)) * epochs
+    with distributed.model_scope():
+        encoder = _sequence_encoder(tuple(xtr.shape[2:]), int(latent_dim))
+        model = recipes.build(recipe, encoder, **overrides)
+        model.compile(optimizer=recipes.default_optimizer(
+            recipe, learning_rate, decay_steps=steps, schedule=overrides.get("schedule")))
+        if evaluate_untrained or count > 1:
+            model.build((batch_size,) + tuple(xtr.shape[1:]))
+    check = LatentCheck(xtr[:64])
+    with distributed.local_scope():
+        check.measure(encoder_latents(distributed.local_copy(model.encoder), frames=True))
     initial = {}
     if evaluate_untrained:
         # the same read-out from the untrained encoder: the baseline the training must beat
-        model.build(xtr.shape)
-        initial = evaluate_sequence_model(model, train, test,
-                                          SEQUENCE_DEFAULTS["readout_sequences"])
+        with distributed.local_scope():
+            initial = evaluate_sequence_model(distributed.local_copy(model), train, test,
+                                              SEQUENCE_DEFAULTS["readout_sequences"])
     t0 = time.time()
-    history = model.fit(xtr, epochs=epochs, batch_size=batch_size, shuffle=True,
+    here, batch_here = distributed.fit_share(xtr, batch_size)
+    history = model.fit(here, epochs=epochs, batch_size=batch_here, shuffle=True,
                         verbose=verbose, callbacks=recipes.callbacks(recipe, epochs))
     train_seconds = time.time() - t0
     _check_trained(model, history)
     losses = [float(v) for v in history.history["loss"]]
-    metrics = evaluate_sequence_model(model, train, test, SEQUENCE_DEFAULTS["readout_sequences"])
+    with distributed.local_scope():
+        here_model = distributed.local_copy(model)
+        metrics = evaluate_sequence_model(here_model, train, test,
+                                          SEQUENCE_DEFAULTS["readout_sequences"])
+        latents = check.measure(encoder_latents(here_model.encoder, frames=True))
     if "r2" in initial:
         metrics["r2_untrained"] = initial["r2"]
     metrics["final_loss"] = losses[-1]
+    said = run_warnings(recipe, overrides, latents, *skipped_steps(history), metrics)
+    if not distributed.is_chief():
+        return _not_the_chief(model, epochs, history, metrics)
+    warn_all(said)
 
     encoder_path = os.path.join(out, "encoder.keras")
     save_model(model.encoder, encoder_path)
@@ -374,7 +459,9 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
            or recipes.get(recipe).defaults["learning_rate"], "seed": seed,
            "sequences": sequences, "test_sequences": test_sequences, "window": window,
            "stride": stride, "train_length": train_length, "latent_dim": int(latent_dim),
-           "num_train": int(len(xtr)),
+           "num_train": int(len(xtr)), "processes": count,
+           "weights_fingerprint": distributed.weights_fingerprint(model),
+           "latents_at_end": latents, "warnings": said,
            "sequence_length": int(xtr.shape[1]), "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
            "loss_per_epoch": losses, "settings": overrides, **info}
@@ -382,4 +469,5 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     save_json(run, os.path.join(out, "run.json"), default=str)  # last: marks the run done
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
-            "history": losses, "model": model}
+            "history": losses, "model": model, "process": 0,
+            "weights_fingerprint": run["weights_fingerprint"], "warnings": said}

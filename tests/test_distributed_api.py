@@ -53,3 +53,29 @@ def test_shard_gives_each_process_an_equal_contiguous_share(monkeypatch):
         distributed.shard(x, y[:5])
     with pytest.raises(ValueError, match="cannot be shared"):
         distributed.shard(x[:2])
+
+
+def test_fit_share_splits_the_global_batch_the_way_each_backend_feeds_it(monkeypatch):
+    import keras
+
+    x, y = np.arange(10), np.arange(10) * 2
+    assert distributed.fit_share(x, 4) == (x, 4)  # one process: unchanged
+    monkeypatch.setattr(distributed.backend, "process_count", lambda: 2)
+    monkeypatch.setattr(distributed.backend, "process_index", lambda: 1)
+    with pytest.raises(ValueError, match="multiple of the 2 processes; received 5"):
+        distributed.fit_share(x, 5)
+    (xs, ys), batch = distributed.fit_share((x[:9], y[:9]), 4)
+    if keras.backend.backend() == "tensorflow":  # the strategy shards: all rows, even
+        assert (xs.tolist(), batch) == (list(range(8)), 4)
+    else:  # this process's contiguous half, half the batch
+        assert (xs.tolist(), batch) == ([4, 5, 6, 7], 2)
+    assert np.array_equal(ys, xs * 2)
+
+
+def test_the_cli_refuses_process_options_without_processes(monkeypatch, capsys):
+    from ldm_keras import cli
+
+    monkeypatch.delenv(distributed.ENVIRONMENT["num_processes"], raising=False)
+    code = cli.main(["train", "--process-id", "1", "--epochs", "1", "--out", "unused"])
+    assert code == cli.EXIT_USAGE
+    assert "--process-id and --coordinator" in capsys.readouterr().err

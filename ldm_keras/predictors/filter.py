@@ -75,7 +75,9 @@ class KalmanFilter(keras.layers.Layer):
             the cell's ``output_covariances``, so a cell belongs to one filter; ``False``
             saves ``T·(L² + S²)`` floats per sequence).
         check_finite: raise a ``ValueError`` on NaN/inf inputs (at observed frames)
-            when they can be checked eagerly (costs one device-to-host copy per call).
+            when they can be checked eagerly (costs one device-to-host copy per call);
+            not in a training step (``training=True``): there a non-finite input makes
+            the loss non-finite and the trainer's guard skips the step, on every backend.
         unroll: unroll the time loops (short sequences only).
         covariance: ``"auto"``: the shared recursion where it applies (sequential, with
             the steady-state shortcut); ``"parallel"``: the shared recursion in parallel
@@ -298,7 +300,7 @@ class KalmanFilter(keras.layers.Layer):
             return _BACKEND == "torch"
         return bool(self.time_parallel)
 
-    def _prepare(self, inputs, mask, dt):
+    def _prepare(self, inputs, mask, dt, training=None):
         """Cast, validate and split the inputs; returns ``(z, log_var, mask, dt)``."""
         x = ops.cast(inputs, "float32")
         shape = static_shape(x)
@@ -324,7 +326,7 @@ class KalmanFilter(keras.layers.Layer):
             z = ops.where(ops.expand_dims(mask, -1), z, ops.zeros_like(z))
             if log_var is not None:
                 log_var = ops.where(ops.isfinite(log_var), log_var, ops.zeros_like(log_var))
-        if self.check_finite:
+        if self.check_finite and not training:
             check_finite(z, "inputs")
             if log_var is not None:
                 check_finite(log_var, "inputs")
@@ -346,13 +348,13 @@ class KalmanFilter(keras.layers.Layer):
                 and (dt is None or len(dt.shape) == 1))
 
     def _run(self, inputs, initial_mean=None, initial_cov=None, mask=None, dt=None,
-             internals=False):
+             internals=False, training=None):
         """The filter; with ``internals`` also the predicted means/covariances and ``A``."""
         cell = self.cell
         if not cell.built:
             self.build(tuple(inputs.shape))
         self._check_initial(initial_mean, initial_cov)
-        z, log_var, mask, dt = self._prepare(inputs, mask, dt)
+        z, log_var, mask, dt = self._prepare(inputs, mask, dt, training)
         s, l_ = self.state_dim, self.observation_dim
         steps = z.shape[1]
         if steps is None:
@@ -466,7 +468,7 @@ class KalmanFilter(keras.layers.Layer):
 
     def call(self, inputs, initial_mean=None, initial_cov=None, mask=None, dt=None,
              training=None):
-        out = self._run(inputs, initial_mean, initial_cov, mask, dt)
+        out = self._run(inputs, initial_mean, initial_cov, mask, dt, training=training)
         return {k: out[k] for k in OUTPUT_KEYS if k in out}
 
     # ---- smoothing ------------------------------------------------------------------
