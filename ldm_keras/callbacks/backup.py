@@ -189,17 +189,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         """``model.save_weights`` on the chief alone. Saving creates variables (Keras
         builds a reference optimizer to list the attributes it skips); under a
         distribution spanning the processes (JAX) creating a variable is a collective
-        the other ranks would not join, so the chief saves with the distribution unset
-        (the model's variables are only read)."""
-        layout = keras.distribution.distribution()
-        if layout is None:
+        the other ranks would not join, so the chief saves in
+        :func:`ldm_keras.distributed.local_scope` (the model's variables are only read)."""
+        with distributed.local_scope():
             self.model.save_weights(filepath=path, overwrite=True)
-            return
-        keras.distribution.set_distribution(None)
-        try:
-            self.model.save_weights(filepath=path, overwrite=True)
-        finally:
-            keras.distribution.set_distribution(layout)
 
     def on_train_end(self, logs=None):
         if distributed.is_chief():
