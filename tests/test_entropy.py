@@ -542,9 +542,11 @@ def test_dynamic_batch_in_compiled_function():
         import jax
 
         compiled = f(jax.jit(est.call)(z))
-    else:  # torch runs eagerly: nothing is compiled
-        compiled = eager
-    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    else:  # torch runs eagerly (no compiled function): a second batch size instead
+        compiled = None
+        np.testing.assert_allclose(f(est(z[:37])), np_kl_entropy(z[:37], 3), rtol=1e-4)
+    if compiled is not None:
+        np.testing.assert_allclose(compiled, eager, rtol=1e-5)
     np.testing.assert_allclose(eager, np_kl_entropy(z, 3), rtol=1e-4)
 
 

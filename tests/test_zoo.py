@@ -106,9 +106,72 @@ def test_full_predictive_model_reproduces_predictions(name):
     out = model(seq, training=False)
     pred = keras.ops.convert_to_numpy(out["prediction"])
     np.testing.assert_allclose(pred, expected, rtol=0, atol=1e-5)   # README: to 1e-5
-    if "prediction_cov" in out:  # Kalman entries return S_t after loading
+    if "prediction_cov" in out:  # Kalman entries: S_t against statsmodels, below
         cov = keras.ops.convert_to_numpy(out["prediction_cov"])
         assert cov.shape == seq.shape[:2] + (pred.shape[-1],) * 2
+
+
+KALMAN_SEQUENCES = [n for n in SEQUENCES if n.endswith("-kalman")]
+
+
+def _numpy_kalman(z, a, b, d, q, r, jitter):
+    """A float64 Kalman filter with the cell's conventions: prior N(0, I) before the first
+    step, ``h⁻ = A (h - b) + b``, ``S = D P⁻ Dᵀ + diag(r_t) + jitter·I``, the gain from that
+    ``S``, the Joseph update with ``diag(r_t)`` (the covariance of the estimate for that
+    gain). ``r``: ``(T, L)`` variances. Returns predictions, ``S_t`` and filtered means."""
+    s = a.shape[0]
+    m, p = np.zeros(s), np.eye(s)
+    preds, covs, means = [], [], []
+    for t in range(len(z)):
+        mp, pp = a @ (m - b) + b, a @ p @ a.T + np.diag(q)
+        rt = np.diag(r[t])
+        s_t = d @ pp @ d.T + rt + jitter * np.eye(len(rt))
+        k = pp @ d.T @ np.linalg.inv(s_t)
+        m = mp + k @ (z[t] - d @ mp)
+        ikd = np.eye(s) - k @ d
+        p = ikd @ pp @ ikd.T + k @ rt @ k.T
+        preds.append(d @ mp)
+        covs.append(s_t)
+        means.append(m)
+    return np.array(preds), np.array(covs), np.array(means)
+
+
+@pytest.mark.parametrize("name", KALMAN_SEQUENCES)
+def test_zoo_kalman_model_matches_a_numpy_filter_on_its_own_parameters(name):
+    """The loaded model's predictions, predictive covariances S_t and filtered means equal
+    a float64 NumPy filter (:func:`_numpy_kalman`) run with the loaded cell's A, b, D,
+    Σ_A, Σ_D (per frame for input noise) on the model's own latents: the covariances, not
+    only their shape, survive saving and loading on every backend. (statsmodels, which has
+    no place for the jitter, matches the circular entry but not the figure-eight one, whose
+    Σ_D ≈ 1e-7 lies below the 1e-6 jitter.)"""
+    model = zoo.load_model(name)
+    with h5py.File(ZOO / name / "reference.h5", "r") as f:
+        seq = np.asarray(f["sequences"])[:3]
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in model(seq, training=False).items()}
+    _, inputs = model._predictor_inputs(keras.ops.convert_to_tensor(seq), False)
+    inputs = keras.ops.convert_to_numpy(inputs).astype("float64")
+    cell = model.predictor.cell
+    num = lambda v: np.asarray(keras.ops.convert_to_numpy(v), "float64")  # noqa: E731
+    scale = np.exp(num(cell.log_noise_scale)) if cell.learn_noise_scale else 1.0
+    a, b = num(cell.transition_value()), num(cell.offset)
+    d = num(cell.observation_matrix_value())
+    q = np.exp(num(cell.log_process_var)) * scale
+    l_ = cell.observation_dim
+    for i in range(len(seq)):
+        z = inputs[i, :, :l_]
+        if cell.observation_noise == "input":
+            clip = cell.log_variance_clip
+            r = np.exp(np.clip(inputs[i, :, l_:], -clip, clip)) * scale
+        else:
+            var = np.exp(num(cell.log_observation_var)) if cell.observation_noise == "learned" \
+                else np.full(l_, cell.observation_noise_init)
+            r = np.tile(var * scale, (len(z), 1))
+        pred, cov, mean = _numpy_kalman(z, a, b, d, q, r, cell.jitter)
+        # measured: ≤ 2.3e-7 (predictions) and ≤ 6e-8 of max |S| (covariances), float32
+        np.testing.assert_allclose(out["prediction"][i], pred, rtol=0, atol=1e-5)
+        assert np.abs(out["prediction_cov"][i] - cov).max() <= 1e-5 * np.abs(cov).max()
+        if "state_mean" in out:
+            np.testing.assert_allclose(out["state_mean"][i], mean, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", DIGITS)
