@@ -28,6 +28,9 @@ import. Each implementation defines every name of :data:`INTERFACE`:
   :func:`ldm_keras.distributed.initialize`.
 * :func:`process_index` ``()`` / :func:`process_count` ``()`` — this process's index
   and the number of processes (0 and 1 in a single-process run).
+* :func:`barrier` ``()`` — return once every process of a multi-process run has called
+  it (nothing to wait for in a single-process run); e.g. so that no process reads a file
+  while process 0 replaces it.
 
 Adding a utility: define it, with the same signature and docstring, in each of the three
 backend files (and in ``unsupported.py``), then add its name to :data:`INTERFACE` and
@@ -46,7 +49,7 @@ import keras
 
 #: The functions every backend implementation defines.
 INTERFACE = ("all_gather", "num_replicas", "replica_index", "all_true", "gradients",
-             "outside_trace", "initialize", "process_index", "process_count")
+             "outside_trace", "initialize", "process_index", "process_count", "barrier")
 
 #: Keras backend name -> implementation module (anything else: ``unsupported``).
 IMPLEMENTATIONS = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
@@ -65,5 +68,6 @@ outside_trace = _impl.outside_trace
 initialize = _impl.initialize
 process_index = _impl.process_index
 process_count = _impl.process_count
+barrier = _impl.barrier
 
 __all__ = ["INTERFACE", "IMPLEMENTATIONS", "name", *INTERFACE]

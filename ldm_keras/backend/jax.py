@@ -74,3 +74,12 @@ def process_index():
 def process_count():
     """``jax.process_count()``."""
     return jax.process_count()
+
+
+def barrier():
+    """Wait for every process of the ``jax.distributed`` run (a tiny collective over all
+    devices); nothing in a single-process run."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("ldm_keras.barrier")

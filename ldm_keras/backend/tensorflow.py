@@ -101,3 +101,12 @@ def process_count():
     if not _STRATEGY:
         return 1
     return len(_STRATEGY[0].cluster_resolver.cluster_spec().as_dict().get("worker", [1]))
+
+
+def barrier():
+    """Wait for every worker of the ``MultiWorkerMirroredStrategy`` (a summed all-reduce
+    of one number); nothing without :func:`initialize`."""
+    if _STRATEGY and process_count() > 1:
+        strategy = _STRATEGY[0]
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)),
+                        axis=None)

@@ -131,3 +131,9 @@ def process_index():
 def process_count():
     """The number of processes (1 without a ``torch.distributed`` group)."""
     return _world()
+
+
+def barrier():
+    """``torch.distributed.barrier`` over the process group (nothing without one)."""
+    if _world() > 1:
+        collective(dist.barrier)

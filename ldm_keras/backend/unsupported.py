@@ -58,3 +58,8 @@ def process_index():
 def process_count():
     """1 (one process)."""
     return 1
+
+
+def barrier():
+    """Nothing to wait for (one process)."""
+    return None

@@ -7,6 +7,8 @@
 * :class:`RepresentationMonitor` — label-free diagnostics on a fixed batch: effective
   rank, per-dimension spread, alignment and uniformity, and a ``collapsed`` flag with a
   :class:`CollapseWarning`.
+* :class:`BackupAndRestore` — ``keras.callbacks.BackupAndRestore`` for runs of several
+  processes: the chief writes the backups (atomically), every rank restores them.
 
 They run eagerly between the compiled training steps, on every backend, and write
 their values into the ``fit`` logs (progress bar and ``History``).
@@ -18,8 +20,9 @@ Example:
     >>> model.fit(x, epochs=60, callbacks=[probe, monitor])
 """
 
+from .backup import BackupAndRestore
 from .monitor import CollapseWarning, RepresentationMonitor
 from .probe import KNNMonitor, OnlineProbe, fit_softmax_regression
 
-__all__ = ["CollapseWarning", "KNNMonitor", "OnlineProbe", "RepresentationMonitor",
-           "fit_softmax_regression"]
+__all__ = ["BackupAndRestore", "CollapseWarning", "KNNMonitor", "OnlineProbe",
+           "RepresentationMonitor", "fit_softmax_regression"]
