@@ -398,11 +398,12 @@ def family_results():
 def compare_on_families():
     """Amari indices per family and seed: the default ``LinearICA(3)``, scikit-learn's
     ``FastICA(3, random_state=seed)`` (its defaults), and ``prior="logistic"`` (the old
-    default) on the sub-Gaussian families."""
+    default) on the sub-Gaussian families (seeds 0-2)."""
     from sklearn.decomposition import FastICA
 
     cases = [(f, s, *family_mixture(f, s)) for f in FAMILIES for s in FAMILY_SEEDS]
-    sub = [c for c in cases if c[0] in ("uniform", "bimodal")]
+    # the old default fails by a wide margin (≈ 0.7): 3 seeds show it (CI time)
+    sub = [c for c in cases if c[0] in ("uniform", "bimodal") and c[1] < 3]
     # One train_ica call per setting: every dataset starts from the same initial weights.
     ours = bench.train_ica(LinearICA(3), [x for _, _, x, _ in cases], steps=200)
     old = bench.train_ica(LinearICA(3, prior="logistic"), [x for _, _, x, _ in sub], steps=200)
@@ -447,7 +448,8 @@ def test_default_on_student_t_sources_stays_close_to_fastica(family_results):
 @pytest.mark.parametrize("family", ["uniform", "bimodal"])
 def test_the_old_logistic_default_fails_the_same_rule_on_sub_gaussian_sources(
         family_results, family):
-    ours, fast = family_results["logistic"][family], family_results["fastica"][family]
+    ours = family_results["logistic"][family]
+    fast = family_results["fastica"][family][:len(ours)]       # the same seeds
     assert not default_at_least_as_good(ours, fast), (family, ours, fast)
     assert np.mean(ours) > 0.3, ours
 
