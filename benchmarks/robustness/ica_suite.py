@@ -150,6 +150,7 @@ METHODS = {
     "fastica": {"kind": "fastica"},
     "default": {"kwargs": {}},
     "logistic": {"kwargs": dict(prior="logistic")},
+    "adaptive-b13": {"kwargs": dict(prior="adaptive", beta_range=(1.3, 8.0))},
     "learn-beta": {"kwargs": dict(prior="generalized_gaussian", beta=2.0, learn_beta=True)},
     "learn-beta-orth": {"kwargs": dict(prior="generalized_gaussian", beta=2.0,
                                        learn_beta=True, orthogonal=True)},
