@@ -1,9 +1,12 @@
 """LinearICA, expm, amari_index and matched_correlation on the active backend.
 
 References: scipy.linalg.expm, scipy.special.gammaln, scipy.stats (logistic, gennorm,
-norm) log densities with numpy slogdet, closed forms of the Amari index, brute-force
-matching over permutations, a scipy.optimize maximum-likelihood fit, and scikit-learn's
-FastICA on exactly the same mixtures.
+norm, and a two-component gennorm mixture for the default "adaptive" sources) log
+densities with numpy slogdet, SciPy Gauss-Legendre quadrature (the adaptive density
+integrates to 1), closed forms of the Amari index, brute-force matching over
+permutations, a scipy.optimize maximum-likelihood fit, and scikit-learn's FastICA on
+exactly the same mixtures (the images, the OU processes, and one small mixture of each
+family of benchmarks/robustness/ica_suite.py).
 """
 
 import itertools
