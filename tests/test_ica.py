@@ -121,7 +121,7 @@ def _adaptive_reference(u, beta, mu):
 
 @pytest.mark.parametrize("beta,mu", ADAPTIVE_CASES)
 def test_adaptive_density_integrates_to_one_and_matches_scipy(beta, mu):
-    from ldm_keras.models.ica import adaptive_log_density
+    from ldm_keras.priors.generalized_gaussian import adaptive_log_density
 
     def density(u):  # vectorised: one call of the library per quadrature rule
         logp = adaptive_log_density(np.asarray(u, "float32")[:, None],

@@ -22,7 +22,12 @@ from .._math import expm, lgamma, log_abs_det
 from .._serialization import register
 from .._validation import check_choice, check_int, check_last_dim, check_positive
 from ..priors.base import Prior
-from ..priors.generalized_gaussian import GeneralizedGaussian, Laplace, Logistic
+from ..priors.generalized_gaussian import (
+    GeneralizedGaussian,
+    Laplace,
+    Logistic,
+    adaptive_log_density,
+)
 from .base import LDMModel
 
 __all__ = ["LinearICA", "adaptive_log_density", "expm"]
@@ -37,42 +42,6 @@ SOURCE_MODELS = {
 #: Every name ``prior`` accepts: the fixed source models and ``"adaptive"``.
 PRIOR_NAMES = ("adaptive", *SOURCE_MODELS)
 DEFAULT_PRIOR = "adaptive"
-
-
-def adaptive_log_density(u, beta, offset, epsilon=1e-8):
-    """Per-source log density of the ``"adaptive"`` source model (float32, ``keras.ops``).
-
-    A symmetric two-component generalised Gaussian, exactly normalised:
-
-    .. math::
-
-        p(u) = \\tfrac12\\left[g_β(u - μ) + g_β(u + μ)\\right], \\qquad
-        g_β(v) = \\frac{β}{2\\,Γ(1/β)}\\, e^{-|v|^β}
-
-    computed as ``log β − log 2 − log Γ(1/β) + logsumexp(−|u−μ|^β, −|u+μ|^β) − log 2``,
-    with ``|v|^β = exp(β log(|v| + ε))`` so that ``∂/∂β`` is finite at ``v = 0``.
-
-    Args:
-        u: sources, ``(..., n)``.
-        beta: shapes ``β_i > 0``, ``(n,)``.
-        offset: half-distances between the two modes ``μ_i ≥ 0``, ``(n,)``.
-        epsilon: added to ``|v|`` before the power.
-
-    Returns:
-        ``log p(u_i)`` elementwise, the shape of ``u``.
-
-    Example:
-        >>> adaptive_log_density(z, ops.ones(3) * 2.0, ops.zeros(3))   # N(0, ½) per source
-    """
-    u = ops.cast(u, "float32")
-    beta = ops.cast(beta, "float32")
-    offset = ops.cast(offset, "float32")
-    left = -ops.exp(beta * ops.log(ops.abs(u - offset) + epsilon))
-    right = -ops.exp(beta * ops.log(ops.abs(u + offset) + epsilon))
-    # logsumexp of two terms, written out: max + log(1 + exp(-|a - b|))
-    mix = ops.maximum(left, right) + ops.log1p(ops.exp(-ops.abs(left - right)))
-    const = ops.log(beta) - 2.0 * math.log(2.0) - lgamma(1.0 / beta)
-    return const + mix
 
 
 def _build_prior(prior, beta):
