@@ -203,26 +203,33 @@ def _join_processes(args):
     return distributed.process_index(), distributed.process_count()
 
 
-def _train(args):
-    start = time.time()
-    rank, count = _join_processes(args)
-    from . import jobs, recipes
-
-    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+def _run_job(args, jobs, recipes, verbose):
     if recipes.get(args.recipe).kind == "sequence":
-        result = jobs.train_sequence(
+        return jobs.train_sequence(
             recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
             out=args.out, verbose=verbose, sequences=args.sequences,
             test_sequences=args.test_sequences, window=args.window, stride=args.stride,
             latent_dim=args.latent_dim,
         )
-    else:
-        result = jobs.train_multiview(
-            recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
-            batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
-            seed=args.seed, out=args.out, verbose=verbose, monitor=True,
-        )
+    return jobs.train_multiview(
+        recipe=args.recipe, dataset=args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size or 256, learning_rate=args.learning_rate,
+        seed=args.seed, out=args.out, verbose=verbose, monitor=True,
+    )
+
+
+def _train(args):
+    import warnings
+
+    start = time.time()
+    rank, count = _join_processes(args)
+    from . import jobs, recipes
+
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jobs.RunWarning)  # printed below, one line each
+        result = _run_job(args, jobs, recipes, verbose)
     if rank != 0:
         epochs = f"{result['epochs']} epoch" + ("s" if result["epochs"] != 1 else "")
         print(f"ldm-keras train: process {rank} of {count} trained {epochs} "
@@ -242,6 +249,8 @@ def _train(args):
              ("total seconds", f"{time.time() - start:.1f}"),
              ("encoder", result["encoder_path"])]
     print(format_table(rows, "ldm-keras train: results"))
+    for message in result.get("warnings") or []:
+        print(f"ldm-keras train: warning: {message}", file=sys.stderr)
     return 0
 
 

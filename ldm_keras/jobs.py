@@ -23,7 +23,14 @@ written atomically (a temporary file in the same folder, flushed to disk, then r
 so a full disk or a kill leaves no truncated ``encoder.keras``; ``run.json`` holds
 absolute paths (``out``, ``encoder``, and the dataset when it is a file), so ``evaluate``
 works from any directory. A run whose steps were mostly skipped as non-finite raises
-:class:`TrainingFailedError` and saves nothing.
+:class:`TrainingFailedError` and saves nothing; a run that finished but collapsed, skipped
+steps or learned nothing the read-out sees says so at the end (:mod:`ldm_keras.run_health`).
+
+Across processes (:mod:`ldm_keras.distributed`) every process trains on its share and
+evaluates; process 0 alone checks, locks and writes ``out``.
+
+Long module: the two jobs share one flow (output folder, processes, end-of-run checks,
+evaluation, files written) that reads best in one place.
 """
 
 import contextlib
@@ -43,6 +50,13 @@ from .evaluation.encoders import FrameEncoder, evaluate_encoder, evaluate_sequen
 from .models.encoders import conv_encoder, mlp, resnet18
 from .models.fitdata import SKIPPED_STEPS_LIMIT, skipped_steps
 from .outputs import output_folder, save_json, save_model
+from .run_health import (
+    LatentCheck,
+    RunWarning,  # noqa: F401 - re-exported: jobs.RunWarning
+    encoder_latents,
+    run_warnings,
+    warn_all,
+)
 
 
 class TrainingFailedError(RuntimeError):
@@ -231,6 +245,9 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     t0 = time.time()
     # the monitor embeds on every process: one process alone (no collectives) only
     watch = [RepresentationMonitor(xtr[:512])] if monitor and count == 1 else []
+    check = LatentCheck(xtr[:512])
+    with distributed.local_scope():
+        check.measure(encoder_latents(distributed.local_copy(model.encoder)))
     here, batch_here = distributed.fit_share(data, batch)
     history = model.fit(here, epochs=epochs, batch_size=batch_here,
                         verbose=verbose, shuffle=True,
@@ -242,10 +259,14 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     with distributed.local_scope():
         head = distributed.local_copy(model.projector) if model.projector is not None \
             else None
-        metrics = evaluate_encoder(distributed.local_copy(model.encoder), train, test,
-                                   head=head, clustering=recipe == "categorical")
+        encoder = distributed.local_copy(model.encoder)
+        metrics = evaluate_encoder(encoder, train, test, head=head,
+                                   clustering=recipe == "categorical")
+        latents = check.measure(encoder_latents(encoder))
+    said = run_warnings(recipe, settings, latents, *skipped_steps(history), metrics)
     if not distributed.is_chief():
         return _not_the_chief(model, epochs, history, metrics)
+    warn_all(said)
 
     encoder_path = os.path.join(out, "encoder.keras")
     save_model(model.encoder, encoder_path)
@@ -255,6 +276,7 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
            "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
            "seed": seed, "processes": count,
            "weights_fingerprint": distributed.weights_fingerprint(model),
+           "latents_at_end": latents, "warnings": said,
            "backend": keras.backend.backend(), "keras": keras.__version__,
            "train_seconds": round(train_seconds, 2), "settings": settings, "out": out,
            "encoder": encoder_path}
@@ -265,7 +287,7 @@ def _train_multiview(recipe, dataset, epochs, batch_size, learning_rate, seed, o
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
             "optimizer": optimizer, "monitor": final, "model": model, "process": 0,
-            "weights_fingerprint": run["weights_fingerprint"]}
+            "weights_fingerprint": run["weights_fingerprint"], "warnings": said}
 
 
 def load_run(path):
@@ -400,6 +422,9 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
             recipe, learning_rate, decay_steps=steps, schedule=overrides.get("schedule")))
         if evaluate_untrained or count > 1:
             model.build((batch_size,) + tuple(xtr.shape[1:]))
+    check = LatentCheck(xtr[:64])
+    with distributed.local_scope():
+        check.measure(encoder_latents(distributed.local_copy(model.encoder), frames=True))
     initial = {}
     if evaluate_untrained:
         # the same read-out from the untrained encoder: the baseline the training must beat
@@ -414,13 +439,17 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     _check_trained(model, history)
     losses = [float(v) for v in history.history["loss"]]
     with distributed.local_scope():
-        metrics = evaluate_sequence_model(distributed.local_copy(model), train, test,
+        here_model = distributed.local_copy(model)
+        metrics = evaluate_sequence_model(here_model, train, test,
                                           SEQUENCE_DEFAULTS["readout_sequences"])
+        latents = check.measure(encoder_latents(here_model.encoder, frames=True))
     if "r2" in initial:
         metrics["r2_untrained"] = initial["r2"]
     metrics["final_loss"] = losses[-1]
+    said = run_warnings(recipe, overrides, latents, *skipped_steps(history), metrics)
     if not distributed.is_chief():
         return _not_the_chief(model, epochs, history, metrics)
+    warn_all(said)
 
     encoder_path = os.path.join(out, "encoder.keras")
     save_model(model.encoder, encoder_path)
@@ -432,6 +461,7 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
            "stride": stride, "train_length": train_length, "latent_dim": int(latent_dim),
            "num_train": int(len(xtr)), "processes": count,
            "weights_fingerprint": distributed.weights_fingerprint(model),
+           "latents_at_end": latents, "warnings": said,
            "sequence_length": int(xtr.shape[1]), "backend": keras.backend.backend(),
            "keras": keras.__version__, "train_seconds": round(train_seconds, 2),
            "loss_per_epoch": losses, "settings": overrides, **info}
@@ -440,4 +470,4 @@ def _train_sequence(recipe, dataset, epochs, batch_size, learning_rate, seed, ou
     return {"metrics": metrics, "train_seconds": train_seconds, "epochs": epochs,
             "backend": keras.backend.backend(), "encoder_path": encoder_path,
             "history": losses, "model": model, "process": 0,
-            "weights_fingerprint": run["weights_fingerprint"]}
+            "weights_fingerprint": run["weights_fingerprint"], "warnings": said}

@@ -55,6 +55,7 @@ rng = np.random.default_rng(0)
 PAIRS = rng.normal(size=(G, D)).astype("float32")
 PAIRS = (PAIRS, (PAIRS + 0.3 * rng.normal(size=(G, D))).astype("float32"))
 SEQ = np.cumsum(rng.normal(size=(G, T, D)), axis=1).astype("float32") * 0.3
+IMAGES = rng.uniform(size=(G, 4, 4, 1)).astype("float32")
 
 
 def _multiview(ema=None, batch_norm=False, categorical=False):
@@ -67,6 +68,16 @@ def _multiview(ema=None, batch_norm=False, categorical=False):
         prior, entropy = ldm.priors.IsotropicGaussian(2.0), ldm.entropy.GaussianKDE(2.0)
     return ldm.models.MultiViewLDM(enc, prior=prior, entropy=entropy, mode="joint",
                                    ema_momentum=ema), PAIRS, ((G, D), (G, D))
+
+
+def _views():
+    """Two random views per image, drawn inside the step (noise on every pixel)."""
+    enc = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(4)])
+    views = ldm.augment.RandomGaussianNoise(stddev=0.3, clip=None, p=1.0, seed=0)
+    return ldm.models.MultiViewLDM(enc, prior=ldm.priors.IsotropicGaussian(2.0),
+                                   entropy=ldm.entropy.GaussianKDE(2.0), mode="joint",
+                                   views=views), IMAGES, (G, 4, 4, 1)
 
 
 def _kalman(entropy=None):
@@ -102,7 +113,8 @@ MODELS = {"multiview_ema": lambda: _multiview(ema=0.5),
           "multiview_categorical": lambda: _multiview(categorical=True), "kalman": _kalman,
           "kalman_pooled_entropy": lambda: _kalman(ldm.entropy.GaussianLogDet()),
           "recurrent": _recurrent, "cpc": _cpc, "jepa": _jepa, "ica": _ica,
-          "multiview_batchnorm": lambda: _multiview(batch_norm=True)}
+          "multiview_batchnorm": lambda: _multiview(batch_norm=True),
+          "multiview_views": _views}
 
 
 def _local(x):
@@ -134,12 +146,15 @@ for name, make in MODELS.items():
     rows = len(local[0] if isinstance(local, tuple) else local)
     shards = []
     if MODE == "single":  # each half's loss at the initial weights (a per-device entropy)
+        saved = [keras.ops.convert_to_numpy(v) for v in model.variables]  # seed states too
         half = rows // 2
         for i in range(2):
             part = tuple(a[i * half:(i + 1) * half] for a in x) if isinstance(x, tuple) \
                 else x[i * half:(i + 1) * half]
             shards.append(float(keras.ops.convert_to_numpy(model.compute_ldm_loss(
                 part)["loss"])))
+        for v, value in zip(model.variables, saved):
+            v.assign(value)
     hist = model.fit(local, batch_size=rows, epochs=3, shuffle=False, verbose=0)
     out[name] = {"loss": hist.history["loss"], "weights": _flat(model.get_weights()),
                  "shards": shards}

@@ -137,7 +137,7 @@ FLOORS = [
     {"models"},
     {"callbacks", "optimizers", "plots"},
     {"recipes"},
-    {"jobs"},
+    {"jobs", "run_health"},
     {"zoo"},
     {"cli", "training", ""},
 ]

@@ -30,7 +30,7 @@ DEADLINE = 480  # seconds for the whole launch (the worker's collectives time ou
 #: models whose objective holds a batch statistic (an entropy over the batch, InfoNCE
 #: negatives): estimated per device, it differs from the global-batch estimate.
 BATCH_STATISTIC = ("multiview_ema", "multiview_categorical", "kalman_pooled_entropy",
-                   "recurrent", "cpc", "multiview_batchnorm")
+                   "recurrent", "cpc", "multiview_batchnorm", "multiview_views")
 #: per-sample objectives (a mean of per-sample log-likelihoods): the same either way.
 PER_SAMPLE = ("kalman", "jepa", "ica")
 

@@ -13,6 +13,7 @@ With ``training=False`` every op is the identity; called outside any training co
 import keras
 from keras import ops
 
+from .. import backend
 from .._validation import check_probability, check_rank, check_seed
 
 #: ITU-R BT.601 luma weights (the ones torchvision and PIL use for grayscale).
@@ -62,11 +63,32 @@ class RandomOp(keras.layers.Layer):
         self.built = True
 
     def _uniform(self, shape, low=0.0, high=1.0):
-        return keras.random.uniform(shape, minval=low, maxval=high, dtype="float32",
-                                    seed=self.seed_generator)
+        return self._draw(lambda s: keras.random.uniform(
+            s, minval=low, maxval=high, dtype="float32", seed=self.seed_generator), shape)
 
     def _normal(self, shape):
-        return keras.random.normal(shape, dtype="float32", seed=self.seed_generator)
+        return self._draw(lambda s: keras.random.normal(
+            s, dtype="float32", seed=self.seed_generator), shape)
+
+    @staticmethod
+    def _draw(sample, shape):
+        """``sample(shape)`` (shape batch-first) for this replica's rows of the global batch.
+
+        In a data-parallel step that runs once per replica (PyTorch processes, TensorFlow
+        replicas) every replica holds the same generator state: drawing ``shape`` would
+        give every replica the same augmentations. So the draw is made for the global
+        batch, ``(R · b, ...)``, and replica ``r`` keeps rows ``[r b, (r + 1) b)`` — on
+        PyTorch, whose processes hold contiguous shares, exactly what one process draws
+        for the whole batch. One replica (and JAX, one program over the global batch):
+        ``sample(shape)`` itself.
+        """
+        count = backend.num_replicas()
+        if count == 1:
+            return sample(shape)
+        shape = tuple(shape)
+        full = sample((count * shape[0],) + shape[1:])
+        full = ops.reshape(full, (count, shape[0]) + shape[1:])
+        return ops.take(full, backend.replica_index(), axis=0)
 
     def _check_channels(self, x):
         return x

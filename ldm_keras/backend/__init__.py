@@ -13,6 +13,8 @@ import. Each implementation defines every name of :data:`INTERFACE`:
   global batch).
 * :func:`num_replicas` ``()`` — the number of replicas whose batches form the global
   batch of the current step (1 outside a data-parallel step).
+* :func:`replica_index` ``()`` — this replica's index among them (0 outside a
+  data-parallel step, and on JAX); a tensor inside a TensorFlow replica step.
 * :func:`all_true` ``(flag)`` — a boolean scalar that is true on every replica only if
   ``flag`` is true on all of them (so that every replica skips the same steps).
 * :func:`gradients` ``(fn, variables)`` — ``(fn(), d fn / d variables)``, computed now
@@ -43,8 +45,8 @@ import importlib
 import keras
 
 #: The functions every backend implementation defines.
-INTERFACE = ("all_gather", "num_replicas", "all_true", "gradients", "outside_trace",
-             "initialize", "process_index", "process_count")
+INTERFACE = ("all_gather", "num_replicas", "replica_index", "all_true", "gradients",
+             "outside_trace", "initialize", "process_index", "process_count")
 
 #: Keras backend name -> implementation module (anything else: ``unsupported``).
 IMPLEMENTATIONS = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
@@ -56,6 +58,7 @@ _impl = importlib.import_module(f"{__name__}.{IMPLEMENTATIONS.get(name, 'unsuppo
 
 all_gather = _impl.all_gather
 num_replicas = _impl.num_replicas
+replica_index = _impl.replica_index
 all_true = _impl.all_true
 gradients = _impl.gradients
 outside_trace = _impl.outside_trace

@@ -19,6 +19,11 @@ def num_replicas():
     return 1
 
 
+def replica_index():
+    """0: the jitted step is one program over the global batch."""
+    return 0
+
+
 def all_true(flag):
     """``flag`` itself (one program, one decision)."""
     return flag

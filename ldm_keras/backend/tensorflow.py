@@ -38,6 +38,13 @@ def num_replicas():
     return 1 if ctx is None else ctx.num_replicas_in_sync
 
 
+def replica_index():
+    """This replica's index in ``[0, num_replicas())`` in the current replica context
+    (a tensor inside a ``tf.distribute`` step; 0 outside one)."""
+    ctx = _replica_context()
+    return 0 if ctx is None else ctx.replica_id_in_sync_group
+
+
 def all_true(flag):
     """True on every replica only if ``flag`` is true on all (a summed all-reduce)."""
     ctx = _replica_context()

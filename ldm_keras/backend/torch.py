@@ -82,6 +82,12 @@ def num_replicas():
     return _world()
 
 
+def replica_index():
+    """This process's rank in the ``torch.distributed`` group (0 without one): the
+    replica whose slice of the global batch this process's step holds."""
+    return dist.get_rank() if _world() > 1 else 0
+
+
 def all_true(flag):
     """True on every process only if ``flag`` is true on all (a MIN all-reduce)."""
     if _world() == 1:

@@ -25,6 +25,11 @@ def num_replicas():
     return 1
 
 
+def replica_index():
+    """0 (no data parallelism)."""
+    return 0
+
+
 def all_true(flag):
     """``flag`` itself."""
     return flag
