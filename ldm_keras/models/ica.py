@@ -22,10 +22,15 @@ from .._math import expm, lgamma, log_abs_det
 from .._serialization import register
 from .._validation import check_choice, check_int, check_last_dim, check_positive
 from ..priors.base import Prior
-from ..priors.generalized_gaussian import GeneralizedGaussian, Laplace, Logistic
+from ..priors.generalized_gaussian import (
+    GeneralizedGaussian,
+    Laplace,
+    Logistic,
+    adaptive_log_density,
+)
 from .base import LDMModel
 
-__all__ = ["LinearICA", "expm"]
+__all__ = ["LinearICA", "adaptive_log_density", "expm"]
 
 #: The source models by name: name -> a factory of the prior from ``beta``.
 SOURCE_MODELS = {
@@ -34,7 +39,9 @@ SOURCE_MODELS = {
     "gaussian": lambda beta: GeneralizedGaussian(beta=2.0, alpha=0.5),
     "generalized_gaussian": lambda beta: GeneralizedGaussian(beta=beta, alpha=1.0),
 }
-PRIOR_NAMES = tuple(SOURCE_MODELS)
+#: Every name ``prior`` accepts: the fixed source models and ``"adaptive"``.
+PRIOR_NAMES = ("adaptive", *SOURCE_MODELS)
+DEFAULT_PRIOR = "adaptive"
 
 
 def _build_prior(prior, beta):
@@ -59,20 +66,41 @@ class LinearICA(LDMModel):
         \\mathcal L = -\\underbrace{\\tfrac1N \\sum_n \\sum_i \\log p_i(z_{ni})}_{\\text{alignment}}
             \\; - \\; λ \\underbrace{\\log\\lvert\\det W\\rvert}_{\\text{entropy}}
 
-    The source model ``p_i`` is a name or a :class:`~ldm_keras.priors.Prior` (with
-    ``learn_beta`` a generalised Gaussian with one learned shape per source), ``W`` is
+    The source model ``p_i`` is a name or a :class:`~ldm_keras.priors.Prior`, ``W`` is
     free or a rotation ``expm(K - Kᵀ)`` (``orthogonal``), and with ``temporal`` each
     source is an AR(1) process over sequences ``(batch, T, d)``. After training, as in
     scikit-learn: :meth:`transform`, ``components_`` (``W V``), ``mixing_``, ``mean_``.
     docs/models.md explains each option.
 
+    **The default source model**, ``prior="adaptive"``, learns the shape of every source:
+    a symmetric two-component generalised Gaussian (see :func:`adaptive_log_density`)
+
+    .. math::
+
+        p_i(u) = \\tfrac12\\left[g_{β_i}(u - μ_i) + g_{β_i}(u + μ_i)\\right], \\qquad
+        g_β(v) = \\frac{β}{2\\,Γ(1/β)}\\, e^{-|v|^β},
+
+    exactly normalised, with per-source ``β_i = low + (high - low)·sigmoid(·)`` in
+    ``beta_range`` (initialised at ``beta``, default 2) and ``μ_i = softplus(·) ≥ 0``
+    (initialised at 0.5), fitted by likelihood together with ``W``. With ``μ_i → 0`` it
+    is a generalised Gaussian: super-Gaussian (sparse, heavy-tailed) for ``β_i < 2``,
+    Gaussian at 2, sub-Gaussian (flat) for ``β_i > 2``; ``μ_i > 0`` makes it bimodal
+    (also sub-Gaussian). So one model covers Laplace-like, uniform-like and bimodal
+    sources, which a fixed super-Gaussian model such as ``"logistic"`` cannot separate.
+
     Args:
         n_components: number of sources (``None``: all ``d``). Fewer than ``d`` needs
             ``whiten=True`` (PCA reduction first).
-        prior: ``"logistic"`` (default), ``"laplace"``, ``"gaussian"``,
+        prior: ``"adaptive"`` (default; learned ``β_i`` and ``μ_i``), ``"logistic"``
+            (infomax, super-Gaussian), ``"laplace"``, ``"gaussian"``,
             ``"generalized_gaussian"`` or a ``Prior`` instance.
-        beta: the generalised-Gaussian shape (fixed, or initial with ``learn_beta``).
-        learn_beta: learn one ``β`` per source (generalised Gaussian only).
+        beta: the generalised-Gaussian shape: fixed (``"generalized_gaussian"``), or the
+            initial ``β_i`` when learned. ``None`` (default): 2 for ``"adaptive"``, 4
+            otherwise.
+        learn_beta: learn one ``β_i`` per source. ``None`` (default): ``True`` for
+            ``"adaptive"`` (which always learns it: ``False`` is an error), ``False``
+            otherwise; ``True`` with ``"generalized_gaussian"`` gives the normalised
+            ``log p(u) = -|u|^β + log β - log 2 - log Γ(1/β)`` with learned ``β_i``.
         beta_range: ``(low, high)`` bounds of a learned ``β`` (default ``(1, 8)``;
             ``β ≥ 1`` keeps gradients finite at 0).
         whiten: centre and PCA-whiten the data in :meth:`adapt`.
@@ -83,20 +111,25 @@ class LinearICA(LDMModel):
             ``∂|u|^β/∂β = |u|^β log|u|`` stays finite at ``u = 0`` (default 1e-8).
 
     Example:
-        >>> ica = LinearICA(prior="generalized_gaussian", learn_beta=True, orthogonal=True)
+        >>> ica = LinearICA()                        # adaptive sources, free W
         >>> ica.compile(keras.optimizers.Adam(0.05))
         >>> ica.fit(x_mixed, epochs=300, batch_size=len(x_mixed), verbose=0)  # adapts first
         >>> s = ica.transform(x_mixed)               # recovered sources (N, n)
         >>> amari_index(ica.components_, mixing)     # ldm_keras.evaluation
     """
 
-    def __init__(self, n_components=None, prior="logistic", beta=4.0, learn_beta=False,
+    def __init__(self, n_components=None, prior=DEFAULT_PRIOR, beta=None, learn_beta=None,
                  beta_range=(1.0, 8.0), whiten=True, orthogonal=False, temporal=False,
                  entropy_weight=1.0, epsilon=1e-8, lr_multipliers=None, **kwargs):
         super().__init__(lr_multipliers=lr_multipliers, **kwargs)
         self.n_components = None if n_components is None else check_int(
             n_components, "n_components", minimum=1)
+        adaptive = isinstance(prior, str) and prior == "adaptive"
+        if beta is None:
+            beta = 2.0 if adaptive else 4.0
         self.beta = check_positive(beta, "beta")
+        if learn_beta is None:
+            learn_beta = adaptive
         self.learn_beta = bool(learn_beta)
         low, high = (check_positive(b, "beta_range") for b in tuple(beta_range))
         if not low < self.beta < high:
@@ -111,12 +144,18 @@ class LinearICA(LDMModel):
         if self.orthogonal and not self.whiten:
             raise ValueError("`orthogonal=True` parametrises a rotation of whitened data; "
                              "it needs `whiten=True` (received whiten=False).")
+        self.adaptive = adaptive
+        if adaptive and not self.learn_beta:
+            raise ValueError("prior='adaptive' always learns its shapes β_i: `learn_beta` must "
+                             "be True or None (for a fixed shape use "
+                             "prior='generalized_gaussian'); received learn_beta=False.")
         if self.learn_beta:
-            if isinstance(prior, (Prior, dict)) or prior != "generalized_gaussian":
-                raise ValueError("`learn_beta=True` needs prior='generalized_gaussian'; "
-                                 f"received prior={prior!r}.")
+            if not adaptive and (isinstance(prior, (Prior, dict))
+                                 or prior != "generalized_gaussian"):
+                raise ValueError("`learn_beta=True` needs prior='adaptive' or "
+                                 f"'generalized_gaussian'; received prior={prior!r}.")
             self.prior = None
-            self._prior_spec = "generalized_gaussian"
+            self._prior_spec = prior
         else:
             self.prior = _build_prior(prior, self.beta)
             self._prior_spec = prior if isinstance(prior, str) else None
@@ -179,6 +218,10 @@ class LinearICA(LDMModel):
             low, high = self.beta_range
             init = math.log((self.beta - low) / (high - self.beta))
             self.beta_logit = self.add_weight(shape=(n,), name="beta_logit",
+                                              initializer=keras.initializers.Constant(init))
+        if self.adaptive:  # μ_i = softplus(offset_raw_i), initialised at OFFSET_INIT
+            init = math.log(math.expm1(self.OFFSET_INIT))
+            self.offset_raw = self.add_weight(shape=(n,), name="offset_raw",
                                               initializer=keras.initializers.Constant(init))
         if self.prior is not None and not self.prior.built:
             self.prior.build((None, n))
@@ -269,14 +312,24 @@ class LinearICA(LDMModel):
         return tuple(input_shape[:-1]) + (self.num_sources,)
 
     def betas(self):
-        """The per-source shapes ``β_i`` (learned), or ``None`` when ``β`` is fixed."""
+        """The per-source shapes ``β_i`` (learned: ``"adaptive"`` or ``learn_beta``), or
+        ``None`` when ``β`` is fixed."""
         if not self.learn_beta:
             return None
         low, high = self.beta_range
         return low + (high - low) * ops.sigmoid(ops.cast(self.beta_logit, "float32"))
 
+    def offsets(self):
+        """The per-source mode offsets ``μ_i ≥ 0`` (``prior="adaptive"``), else ``None``."""
+        if not self.adaptive:
+            return None
+        return ops.softplus(ops.cast(self.offset_raw, "float32"))
+
     def _log_density(self, u):
         """``Σ_i log p(u_i)`` of standardised sources/innovations, shape ``u.shape[:-1]``."""
+        if self.adaptive:
+            return ops.sum(adaptive_log_density(u, self.betas(), self.offsets(),
+                                                self.epsilon), axis=-1)
         if not self.learn_beta:
             if len(u.shape) == 2:
                 return self.prior.log_prob(u)
@@ -312,6 +365,9 @@ class LinearICA(LDMModel):
         entropy = self.entropy_term()
         loss = -(alignment + self.entropy_weight * entropy)
         return {"loss": loss, "alignment": alignment, "entropy": entropy}
+
+    #: the initial mode offset ``μ_i`` of ``prior="adaptive"``
+    OFFSET_INIT = 0.5
 
     #: the loss gathers every replica's sources (data parallelism)
     loss_gathers_batch = True
