@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pytest
 from conftest import BACKEND
-from test_multiprocess import ROOT, _env, _free_ports
+from test_multiprocess import ROOT, _env, _free_ports, wait_or_kill
 
 DEADLINE = 300  # seconds for the launch (the suite may run beside other test processes)
 TRAIN = ["train", "--recipe", "kalman-ssl-knn", "--dataset", "state-space-nonlinear-2d",
@@ -46,19 +46,7 @@ def launch(tmp_path_factory):
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "ldm_keras.cli", *TRAIN, *extra, "--out", str(tmp / name)],
             env=_env(), cwd=ROOT, stdout=logs[name], stderr=subprocess.STDOUT)
-    start = time.time()
-    try:
-        for p in procs.values():
-            p.wait(timeout=max(1.0, DEADLINE - (time.time() - start)))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for log in logs.values():
-            log.close()
+    wait_or_kill(list(procs.values()), list(logs.values()), DEADLINE, time.time())
     return {"tmp": tmp, "codes": {n: p.returncode for n, p in procs.items()},
             "logs": {n: (tmp / f"{n}.log").read_text() for n in runs}}
 

@@ -61,6 +61,23 @@ def _env():
     return env
 
 
+def wait_or_kill(procs, logs, deadline, start):
+    """Wait for every process until ``deadline`` seconds after ``start``; kill those
+    still running (also on failure) and close their logs."""
+    try:
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - (time.time() - start)))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+
+
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multiprocess")
@@ -72,18 +89,7 @@ def launch(tmp_path_factory):
                                out], env=_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
              for (mode, rank, world), out, log in zip(jobs, outs, logs)]
     start = time.time()
-    try:
-        for p in procs:
-            p.wait(timeout=max(1.0, DEADLINE - (time.time() - start)))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for log in logs:
-            log.close()
+    wait_or_kill(procs, logs, DEADLINE, start)
     tails = {f"{m}{r}": (tmp / f"{m}{r}.log").read_text()[-3000:] for m, r, _ in jobs}
     codes = [p.returncode for p in procs]
     results = [json.load(open(o)) if os.path.exists(o) else None for o in outs]

@@ -25,7 +25,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from test_multiprocess import _env, _free_ports
+from test_multiprocess import _env, _free_ports, wait_or_kill
 
 import ldm_keras as ldm
 
@@ -46,18 +46,7 @@ def launch(tmp_path_factory):
     procs = [subprocess.Popen([sys.executable, WORKER, str(r), "2", str(port), backup, outs[r]],
                               env=_env(), cwd=ROOT, stdout=logs[r], stderr=subprocess.STDOUT)
              for r in range(2)]
-    try:
-        for p in procs:
-            p.wait(timeout=max(1.0, DEADLINE - (time.time() - start)))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for log in logs:
-            log.close()
+    wait_or_kill(procs, logs, DEADLINE, start)
     seconds = time.time() - start
     tails = [(tmp / f"rank{r}.log").read_text()[-3000:] for r in range(2)]
     ranks = [json.load(open(o)) if os.path.exists(o) else None for o in outs]
