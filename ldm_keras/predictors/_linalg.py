@@ -54,13 +54,11 @@ def stack(tensors, axis=0):
     return ops.stack(list(tensors), axis=axis)
 
 
-def all_equal(x, y):
-    """Python bool: ``x == y`` everywhere (concrete tensors only)."""
+def to_host(x):
+    """A NumPy copy of a concrete tensor (no gradient; on PyTorch without Keras' dispatch)."""
     if _BACKEND == "torch":
-        import torch
-
-        return bool(torch.equal(x, y))
-    return bool(ops.convert_to_numpy(ops.all(ops.equal(x, y))))
+        return x.detach().cpu().numpy()
+    return ops.convert_to_numpy(ops.stop_gradient(x))
 
 
 def sym(m):

@@ -33,6 +33,7 @@ the parallel (associative-scan) form share their notation and helpers here.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from . import _linalg as la
@@ -155,6 +156,18 @@ def _drift_bound(change, kt, a, d):
     return ops.where(rho2 < 1.0, change * rho2 / ops.maximum(1.0 - rho2, 1e-30), 1e30)
 
 
+def _relative_change_host(p_new, p_old):
+    """:func:`_relative_change` on host (NumPy) copies."""
+    return float(np.max(np.abs(p_new - p_old)) / max(float(np.max(np.abs(p_new))), 1e-30))
+
+
+def _drift_bound_host(change, kt, a, d):
+    """:func:`_drift_bound` on host copies, with ``ρ(Φ)`` from the eigenvalues (float64)."""
+    phi = (np.eye(a.shape[-1]) - np.asarray(kt, "float64").T @ d) @ a
+    rho2 = float(np.max(np.abs(np.linalg.eigvals(phi)))) ** 2
+    return change * rho2 / max(1.0 - rho2, 1e-30) if rho2 < 1.0 else 1e30
+
+
 def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_state=True,
                        unroll=1, keep=None):
     """The covariance recursion without the batch axis, for ``steps`` steps.
@@ -189,20 +202,26 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
     if not varying and steady_state and all(is_eager(x) for x in (p0, a, q, d, r)):
         # The float32 recursion ends in a fixed point or a short cycle (period 4 seen):
         # once P_t equals P_{t-j} exactly the outputs repeat with period j, bit for bit.
-        posts, outs, fixed_at, period = [p0], [], None, None
+        # The tests run on host copies of P (one device-to-host copy per step instead of
+        # a synchronising comparison per candidate period: in eager PyTorch those small
+        # calls cost more than the step itself).
+        p, outs, fixed_at, period = p0, [], None, None
+        hosts = [la.to_host(p0)]
+        a_host, d_host = (np.asarray(la.to_host(m), "float64") for m in (a, d))
         for t in range(steps):
-            p_new, out = _covariance_step(posts[-1], a, q, d, consts, joseph)
+            p, out = _covariance_step(p, a, q, d, consts, joseph)
             outs.append(tuple(out[i] for i in idx))
-            posts.append(p_new)
+            host = la.to_host(p)
             for j in range(1, min(MAX_PERIOD, t + 1) + 1):
-                if la.all_equal(p_new, posts[-1 - j]):
+                if np.array_equal(host, hosts[-j]):
                     fixed_at, period = t + 1, j
                     break
             if fixed_at is None and t > 0:
-                change = float(ops.convert_to_numpy(_relative_change(p_new, posts[-2])))
-                if change <= STEADY_CHECK and float(ops.convert_to_numpy(
-                        _drift_bound(change, out[4], a, d))) <= STEADY_TOL:
+                change = _relative_change_host(host, hosts[-1])
+                if change <= STEADY_CHECK and _drift_bound_host(
+                        change, la.to_host(out[4]), a_host, d_host) <= STEADY_TOL:
                     fixed_at, period = t + 1, 1
+            hosts = (hosts + [host])[-MAX_PERIOD:]
             if fixed_at is not None:
                 break
         stacked = [la.stack(col) for col in zip(*outs)]
