@@ -33,7 +33,12 @@ def _install(session):
 def tests(session, backend):
     """Run pytest with KERAS_BACKEND set to one backend."""
     _install(session)
-    env = {"KERAS_BACKEND": backend, "LDM_KERAS_FAST": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {"KERAS_BACKEND": backend, "LDM_KERAS_FAST": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           # TensorFlow: Kalman models compile with XLA by default, which pays off over a
+           # training run but costs 2-3 s more per compiled shape; the suite's many short
+           # fits keep the plain graph, and test_kalman_fast checks the XLA default
+           # against it.
+           "LDM_KERAS_KALMAN_XLA": "0"}
     if backend == "torch":
         # On a small, busy CPU torch's intra-op threads make the many small matrix ops
         # of the Kalman filter (2×2 Cholesky) ~1000× slower; one thread is much faster.

@@ -158,3 +158,63 @@ def test_steady_state_is_the_fixed_point(rng):
         assert none is None and fixed_at is not None and fixed_at < 100, (s, fixed_at)
         for key in full:
             assert _rel_err(to_numpy(full[key]), to_numpy(short[key])) < 1e-5, key
+
+
+def _xla_pair_run(monkeypatch, jit, masked):
+    """Two training steps of a small Kalman PredictiveLDM compiled with ``jit``
+    (``"auto"``: the default); returns (jit_compile resolved, losses, weights)."""
+    from ldm_keras.models.encoders import mlp
+    from ldm_keras.models.predictive import PredictiveLDM
+
+    monkeypatch.delenv("LDM_KERAS_KALMAN_XLA", raising=False)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 12, 5)).astype("float32")
+    keras.utils.set_random_seed(0)
+    enc = mlp(5, [8], 3, batch_norm=False, name="encoder")
+    kf = KalmanFilter({"state_dim": 3, "observation_dim": 3, "seed": 0},
+                      return_covariances=False)
+    model = PredictiveLDM(enc, kf, clamp_radius=1.02)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
+    data = x
+    if masked:
+        mask = np.ones((6, 12), bool)
+        mask[1, 4:7] = False
+        mask[4, 9:] = False  # a padded tail
+        data = {"frames": x, "mask": mask}
+    losses = [float(model.train_on_batch(data, return_dict=True)["loss"]) for _ in range(2)]
+    return bool(model.jit_compile), losses, [to_numpy(w) for w in model.weights]
+
+
+def test_tensorflow_kalman_model_defaults_to_xla_and_equals_the_plain_graph(monkeypatch):
+    """On TensorFlow a Kalman PredictiveLDM with a small state resolves ``jit_compile="auto"`` to XLA (Keras
+    would not on a CPU); its training steps equal the plain ``tf.function`` graph's
+    (``jit_compile=False``) to 1e-5, with the shared (unmasked) and the per-sequence
+    (masked) recursion. Larger states, and ``LDM_KERAS_KALMAN_XLA=0``, keep Keras'
+    choice."""
+    if BACKEND != "tensorflow":
+        import pytest
+
+        pytest.skip("XLA default for Kalman models is TensorFlow's")
+    for masked in (False, True):
+        jit_on, losses_xla, weights_xla = _xla_pair_run(monkeypatch, "auto", masked)
+        jit_off, losses_graph, weights_graph = _xla_pair_run(monkeypatch, False, masked)
+        assert jit_on and not jit_off
+        assert losses_xla[1] != losses_xla[0]  # the first step changed the weights
+        np.testing.assert_allclose(losses_xla, losses_graph, rtol=REL)
+        for a, b in zip(weights_xla, weights_graph):
+            assert _rel_err(a, b) <= REL
+    from ldm_keras.models.encoders import mlp
+    from ldm_keras.models.predictive import PredictiveLDM
+
+    def resolved(state_dim):
+        model = PredictiveLDM(mlp(5, [8], state_dim, batch_norm=False),
+                              KalmanFilter({"state_dim": state_dim,
+                                            "observation_dim": state_dim}))
+        model.compile(optimizer="adam")
+        return model.jit_compile
+
+    # larger states keep the plain graph (XLA measured slower on long sequences there)
+    assert resolved(PredictiveLDM.TF_XLA_MAX_STATE) is True
+    assert resolved(PredictiveLDM.TF_XLA_MAX_STATE + 1) is False
+    monkeypatch.setenv("LDM_KERAS_KALMAN_XLA", "0")
+    assert resolved(3) is False

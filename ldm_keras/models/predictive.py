@@ -1,5 +1,7 @@
 """Predictive LDM for sequences: a per-frame encoder and a predictor of the next latent."""
 
+import os
+
 import keras
 from keras import ops
 
@@ -115,6 +117,37 @@ class PredictiveLDM(LDMModel):
     @property
     def _is_kalman(self):
         return isinstance(self.predictor, KalmanFilter)
+
+    #: Largest Kalman state size for which ``jit_compile="auto"`` picks XLA on TensorFlow.
+    TF_XLA_MAX_STATE = 8
+
+    def _resolve_auto_jit_compile(self):
+        """``compile(jit_compile="auto")``: Keras' choice, except XLA for a Kalman model
+        with a small state (``S ≤ TF_XLA_MAX_STATE``) on a CPU-only TensorFlow, where
+        Keras turns XLA off.
+
+        The filter's recursion is a loop over time steps of small matrix operations; in a
+        plain ``tf.function`` graph every operation of every step pays TensorFlow's
+        per-operation executor cost, which XLA compiles away. Measured on the benchmark's
+        training step (benchmarks/results/kalman/README.md, "XLA on TensorFlow"), XLA
+        against the plain graph: B = 32, T = 100: 3.9× faster at S = 2, 3.7× at S = 8;
+        B = 128, S = 8: 2.4× at T = 100, 1.2× at T = 1000; B = 32, S = 8, T = 3000:
+        1.5×. With larger states XLA loses on long sequences (B = 32, T = 1000: even at
+        S = 16, 4.4× slower at S = 32), so those keep the plain graph. The price of XLA is
+        a longer first call for each new batch shape (5-7 s instead of 3-4 s there).
+        ``compile(jit_compile=False)``, or the environment variable
+        ``LDM_KERAS_KALMAN_XLA=0`` (read at ``compile``), keeps Keras' choice.
+        """
+        if (keras.backend.backend() == "tensorflow" and self._is_kalman
+                and self.predictor.state_dim <= self.TF_XLA_MAX_STATE
+                and os.environ.get("LDM_KERAS_KALMAN_XLA", "1") != "0"
+                and not getattr(self, "_distribute_strategy", None)):
+            try:  # Keras' own test (layers with supports_jit=False, op determinism)
+                from keras.src.trainers.trainer import model_supports_jit
+            except ImportError:  # pragma: no cover - a Keras without it
+                return all(layer.supports_jit for layer in self._flatten_layers())
+            return bool(model_supports_jit(self))
+        return super()._resolve_auto_jit_compile()
 
     def _predictor_stop_gradient(self):
         if self._is_kalman:
