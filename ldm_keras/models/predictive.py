@@ -129,12 +129,12 @@ class PredictiveLDM(LDMModel):
         The filter's recursion is a loop over time steps of small matrix operations; in a
         plain ``tf.function`` graph every operation of every step pays TensorFlow's
         per-operation executor cost, which XLA compiles away. Measured on the benchmark's
-        training step (benchmarks/results/kalman/README.md, "XLA on TensorFlow"), XLA
-        against the plain graph: B = 32, T = 100: 3.9× faster at S = 2, 3.7× at S = 8;
-        B = 128, S = 8: 2.4× at T = 100, 1.2× at T = 1000; B = 32, S = 8, T = 3000:
-        1.5×. With larger states XLA loses on long sequences (B = 32, T = 1000: even at
-        S = 16, 4.4× slower at S = 32), so those keep the plain graph. The price of XLA is
-        a longer first call for each new batch shape (5-7 s instead of 3-4 s there).
+        training step (``benchmarks/kalman_tf_xla.py``; benchmarks/results/kalman/README.md,
+        "XLA on TensorFlow"), XLA against the plain graph at S ≤ 8: 1.6-3.8× faster at
+        T = 100 (B ∈ {32, 128}), 1.2-1.8× at T = 1000-3000. With larger states it breaks
+        even (S = 16) or loses (S = 32: 2× slower at T = 100, 3.7× at T = 1000), so those
+        keep the plain graph. The price of XLA is a longer first call for each new batch
+        shape (about 5 s instead of 3 s there).
         ``compile(jit_compile=False)``, or the environment variable
         ``LDM_KERAS_KALMAN_XLA=0`` (read at ``compile``), keeps Keras' choice.
         """
