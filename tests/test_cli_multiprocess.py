@@ -69,7 +69,13 @@ def test_two_processes_reproduce_one_process_on_the_global_batch(launch):
     # the first epoch's loss is taken at the same weights on the same 40 windows
     np.testing.assert_allclose(run["loss_per_epoch"][0], single["loss_per_epoch"][0],
                                rtol=2e-5)
-    np.testing.assert_allclose(run["loss_per_epoch"], single["loss_per_epoch"], rtol=1e-3)
+    # Later epochs agree less closely, by an amount that depends on the machine: on
+    # PyTorch on an AVX-512 machine 5e-4 after one step and 4.2e-3 after two (a 1e-3
+    # bound passed on the previous machine and failed here, on the old code too). The
+    # likely amplifier is Adam, whose update divides each gradient component by its own
+    # scale, so a component at rounding level (summed in another order by the
+    # all-reduce) can move its weight by a full learning-rate step of either sign.
+    np.testing.assert_allclose(run["loss_per_epoch"], single["loss_per_epoch"], rtol=2e-2)
     np.testing.assert_allclose(metrics["r2_untrained"], single_metrics["r2_untrained"],
                                atol=1e-6)   # the same initial encoder
     assert abs(metrics["r2"] - single_metrics["r2"]) < 0.01, (metrics, single_metrics)
