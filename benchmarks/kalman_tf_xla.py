@@ -23,7 +23,12 @@ import keras
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench.cases_kalman import FRAME_DIM, build_step_model, frames  # noqa: E402
+from bench.cases_kalman import (  # noqa: E402
+    FRAME_DIM,
+    build_step_model,
+    frames,
+    tf_filter_value_and_grad,
+)
 
 #: (B, S, T) — the sizes of benchmarks/results/kalman/README.md, "XLA on TensorFlow".
 SIZES = [(32, 2, 100), (32, 8, 100), (128, 2, 100), (128, 8, 100), (32, 16, 100),
@@ -63,12 +68,7 @@ def parts(model, b, s, t):
     z = tf.constant(np.random.default_rng(0).standard_normal((b, t, s)).astype("float32"))
     x = tf.constant(frames({"B": b, "T": t, "S": s}))
 
-    @tf.function(jit_compile=True)
-    def filter_grad(z_):
-        with tf.GradientTape() as tape:
-            tape.watch(z_)
-            loss = tf.reduce_sum(tf.reduce_mean(kf(z_)["nll"], axis=0))
-        return loss, tape.gradient(loss, [z_] + kf.trainable_variables)
+    filter_grad = tf_filter_value_and_grad(kf)
 
     @tf.function(jit_compile=True)
     def encoder_grad(x_):

@@ -86,6 +86,21 @@ def build_ours(s, seq_len):
     return kf
 
 
+def tf_filter_value_and_grad(kf):
+    """TensorFlow: ``z -> (Σ_t mean_b nll, gradients w.r.t. z and kf's weights)`` under
+    ``tf.function(jit_compile=True)``."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def g(z_):
+        with tf.GradientTape() as tape:
+            tape.watch(z_)
+            h = tf.reduce_sum(tf.reduce_mean(kf(z_)["nll"], axis=0))
+        return h, tape.gradient(h, [z_] + kf.trainable_variables)
+
+    return g
+
+
 def ours_runner(case, be):
     import keras
 
@@ -103,15 +118,7 @@ def ours_runner(case, be):
         g = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
         return lambda: be.block(g(tv, z))
     if be.name == "tensorflow":
-        tf = be.tf
-
-        @tf.function(jit_compile=True)
-        def g(z_):
-            with tf.GradientTape() as tape:
-                tape.watch(z_)
-                h = tf.reduce_sum(tf.reduce_mean(kf(z_)["nll"], axis=0))
-            return h, tape.gradient(h, [z_] + kf.trainable_variables)
-
+        g = tf_filter_value_and_grad(kf)
         return lambda: be.block(g(z))
     torch = be.torch
     variables = [v.value for v in kf.trainable_variables]
