@@ -218,3 +218,43 @@ def test_tensorflow_kalman_model_defaults_to_xla_and_equals_the_plain_graph(monk
     assert resolved(PredictiveLDM.TF_XLA_MAX_STATE + 1) is False
     monkeypatch.setenv("LDM_KERAS_KALMAN_XLA", "0")
     assert resolved(3) is False
+
+
+def _tf_traced_outputs_and_gradients(kf, z, jit):
+    """Outputs and gradients of ``sum(nll)`` w.r.t. ``z`` and the weights, computed inside
+    one ``tf.function`` (the traced recursion, not the eager one)."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit)
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = kf(x)
+            total = tf.reduce_sum(out["nll"])
+        return out, tape.gradient(total, [x] + kf.trainable_variables)
+
+    out, grads = run(tf.constant(z))
+    return to_numpy(out), [g.numpy() for g in grads]
+
+
+def test_tensorflow_traced_paths_equal_plain_recursion(rng):
+    """Inside ``tf.function``, plain graph and XLA: the steady-state while loop (it stops
+    after the first chunk at the steady state and repeats that chunk's last step) and
+    the hand-written gradient of the means recursion give the plain recursion's outputs
+    and gradients to 1e-5. Models that converge (T not a multiple of the chunk) and that
+    do not (the loop runs to the end)."""
+    if BACKEND != "tensorflow":
+        import pytest
+
+        pytest.skip("TensorFlow's traced steady state and means gradient")
+    for s, l_, radius, steps in [(2, 2, 0.95, 70), (4, 2, 0.999, 44)]:
+        plain, fast = _pair(rng, s, l_, radius, {"return_covariances": True})
+        z = rng.normal(size=(3, steps, l_)).astype("float32")
+        for jit in (False, True):
+            want, g_want = _tf_traced_outputs_and_gradients(plain, z, jit)
+            got, g_got = _tf_traced_outputs_and_gradients(fast, z, jit)
+            for key in want:
+                assert _rel_err(want[key], got[key]) < REL, (s, jit, key)
+            names = ["z"] + [v.name for v in plain.trainable_variables]
+            for name, a, b in zip(names, g_want, g_got):
+                assert _rel_err(a, b) < REL, (s, jit, name, _rel_err(a, b))

@@ -235,10 +235,13 @@ def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_s
 
     # Traced: chunks with a cond per chunk. Not on TensorFlow, which cannot differentiate
     # a while loop whose body holds a cond ("creates a resource in its body"), nor
-    # compile a TensorArray loop inside a cond branch with XLA: there the plain scan.
-    if (not varying and steady_state and steps > 2 * STEADY_CHUNK
-            and _BACKEND != "tensorflow"):
-        outs = _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, idx)
+    # compile a TensorArray loop inside a cond branch with XLA: there a while loop that
+    # ends at the steady state (no cond).
+    if not varying and steady_state and steps > 2 * STEADY_CHUNK:
+        if _BACKEND == "tensorflow":
+            outs = _tf_steady_state(a, q, d, consts, p0, steps, joseph, idx)
+        else:
+            outs = _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, idx)
         return _finish(outs, idx), None
 
     a_seq = a if _time_varying(a, 2) else None
@@ -387,14 +390,9 @@ def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, keep):
         p_new, out = _covariance_step(p, a, q, d, consts, joseph)
         return p_new, tuple(out[i] for i in keep)
 
-    kt_pos, post_pos = keep.index(4), keep.index(5)
-
     def compute(p):
         p_new, outs = scan(step, p, length=chunk, unroll=unroll)
-        post = outs[post_pos]
-        change = _relative_change(post[-1], post[-2])
-        bound = _drift_bound(change, outs[kt_pos][-1], a, d)
-        fixed = ops.logical_or(ops.all(ops.equal(p_new, p)), bound <= STEADY_TOL)
+        fixed = _chunk_is_steady(p, p_new, outs, keep, a, d)
         return p_new, fixed, tuple(o[-1] for o in outs), outs
 
     _, _, last0, _ = compute(p0)  # shapes only (dead code once traced)
@@ -426,6 +424,62 @@ def _chunked_steady_state(a, q, d, consts, p0, steps, joseph, unroll, keep):
     elif extra:
         outs = [o[:steps] for o in outs]
     return outs
+
+
+def _chunk_is_steady(p_start, p_end, outs, keep, a, d):
+    """The steady-state test at the end of a chunk of :data:`STEADY_CHUNK` steps: it ended
+    where it started (a fixed point, or a rounding cycle whose period divides the chunk),
+    or its last step's remaining drift is bounded below :data:`STEADY_TOL`."""
+    post = outs[keep.index(5)]
+    change = _relative_change(post[-1], post[-2])
+    bound = _drift_bound(change, outs[keep.index(4)][-1], a, d)
+    return ops.logical_or(ops.all(ops.equal(p_end, p_start)), bound <= STEADY_TOL)
+
+
+def _tf_steady_state(a, q, d, consts, p0, steps, joseph, keep):
+    """TensorFlow, traced: the covariance recursion in chunks of :data:`STEADY_CHUNK`
+    steps by a ``tf.while_loop`` that stops after the first chunk ending at the steady
+    state (:func:`_chunk_is_steady`); a second loop fills the remaining chunks with that
+    chunk's last step. No ``cond``: TensorFlow differentiates (and XLA compiles) a while
+    loop with a data-dependent number of iterations, given ``maximum_iterations``; the
+    backward pass runs as many iterations as the forward did. The gradient of the
+    repeated steps flows into the last computed one, as in :func:`_chunked_steady_state`.
+    """
+    import tensorflow as tf
+
+    chunk = STEADY_CHUNK
+    n_chunks = -(-steps // chunk)
+
+    def step(p, _):
+        p_new, out = _covariance_step(p, a, q, d, consts, joseph)
+        return p_new, tuple(out[i] for i in keep)
+
+    def compute(p):
+        p_new, outs = scan(step, p, length=chunk)
+        return p_new, _chunk_is_steady(p, p_new, outs, keep, a, d), outs
+
+    _, _, outs0 = compute(p0)                    # shapes only (dead code once traced)
+    tas = tuple(tf.TensorArray("float32", size=n_chunks, element_shape=o.shape)
+                for o in outs0)
+    last0 = tuple(tf.zeros_like(o[-1]) for o in outs0)
+
+    def body(i, p, _, last, arrays):
+        p_new, steady, outs = compute(p)
+        arrays = tuple(ta.write(i, o) for ta, o in zip(arrays, outs))
+        return i + 1, p_new, steady, tuple(o[-1] for o in outs), arrays
+
+    i, _, _, last, tas = tf.while_loop(
+        lambda i, p, steady, last, arrays: tf.logical_not(steady), body,
+        (tf.constant(0), p0, tf.constant(False), last0, tas), maximum_iterations=n_chunks)
+
+    def fill(j, arrays):
+        return j + 1, tuple(ta.write(j, tf.broadcast_to(x[None], (chunk,) + tuple(x.shape)))
+                            for ta, x in zip(arrays, last))
+
+    _, tas = tf.while_loop(lambda j, arrays: j < n_chunks, fill, (i, tas),
+                           maximum_iterations=n_chunks)
+    return [tf.reshape(ta.stack(), (n_chunks * chunk,) + tuple(o.shape[1:]))[:steps]
+            for ta, o in zip(tas, outs0)]
 
 
 def _doubling_scan(n_mats, v):
@@ -473,14 +527,55 @@ def shared_means(zc, u0, a, d, gain_t, parallel=False, unroll=1):
     v = ops.concatenate([v[:1] + ops.expand_dims(u0 @ n_mats[0], 0), v[1:]], axis=0)
     if parallel:
         u = _doubling_scan(n_mats, v)
+    elif _BACKEND == "tensorflow":
+        u = _tf_linear_recurrence(n_mats, v)
     else:
-        def body(u, xs):
-            n_t, v_t = xs
-            u = u @ n_t + v_t
-            return u, u
-
-        _, u = scan(body, ops.zeros_like(u0), xs=(n_mats, v), unroll=unroll)
+        u = _sequential_linear_recurrence(n_mats, v, unroll)
     return ops.transpose(u, (1, 0, 2))
+
+
+def _sequential_linear_recurrence(n_mats, v, unroll=1):
+    """``u_t = u_{t-1} N_t + v_t`` (``u_0 = 0``) by a sequential scan; ``(T, B, S)``."""
+    def body(u, xs):
+        n_t, v_t = xs
+        u = u @ n_t + v_t
+        return u, u
+
+    _, u = scan(body, ops.zeros_like(v[0]), xs=(n_mats, v), unroll=unroll)
+    return u
+
+
+def _tf_linear_recurrence(n_mats, v):
+    """TensorFlow: :func:`_sequential_linear_recurrence` with its gradient written out.
+
+    TensorFlow's own gradient of a while loop keeps every step's intermediates in
+    accumulators that XLA updates by copying: the backward pass of this recursion took
+    14 ms against 1.1 ms forward at B = 128, S = 8, T = 100, and grew with ``T²``
+    (273 ms at T = 1000). The adjoint of a linear recursion is the reverse linear
+    recursion ``ḡ_t = ∂L/∂u_t + ḡ_{t+1} N_{t+1}ᵀ``, after which ``∂L/∂v_t = ḡ_t`` and
+    ``∂L/∂N_t = u_{t-1}ᵀ ḡ_t`` (one batched product over all steps).
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def run(n_mats_, v_):
+        u = _sequential_linear_recurrence(n_mats_, v_)
+
+        def grad(du):
+            n_next = tf.concat([n_mats_[1:], tf.zeros_like(n_mats_[:1])], axis=0)
+
+            def back(g, xs):
+                n_t, du_t = xs
+                g = du_t + g @ la.transpose(n_t)
+                return g, g
+
+            _, g_bar = scan(back, tf.zeros_like(du[0]), xs=(n_next, du), reverse=True)
+            u_prev = tf.concat([tf.zeros_like(u[:1]), u[:-1]], axis=0)
+            return tf.einsum("tbi,tbj->tij", u_prev, g_bar), g_bar
+
+        return u, grad
+
+    return run(n_mats, v)
 
 
 def batched_step(carry, xs, params):
