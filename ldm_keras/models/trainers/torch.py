@@ -56,8 +56,36 @@ def _average_logs(logs):
     logs.update(zip(keys, values))
 
 
+def _all_finite(tensors):
+    """One boolean tensor: every floating-point tensor of ``tensors`` is finite.
+
+    One concatenation and one ``isfinite`` instead of three Keras operations per
+    tensor (in an eager step of a small model those dispatches cost milliseconds)."""
+    by_dtype = {}
+    for t in tensors:
+        if t is not None and torch.is_floating_point(t):
+            by_dtype.setdefault((t.dtype, t.device), []).append(t.detach().reshape(-1))
+    ok = torch.ones((), dtype=torch.bool)
+    for flat in by_dtype.values():
+        ok = ok & torch.isfinite(torch.cat(flat)).all().to(ok.device)
+    return ok
+
+
 class TorchTrainer(LDMTrainer):
     """``train_step(data)`` / ``test_step(data)`` on the PyTorch backend."""
+
+    def step_is_finite(self, logs, grads):
+        """See :meth:`.base.LDMTrainer.step_is_finite` (the same test, fused)."""
+        import keras
+
+        if isinstance(getattr(self, "optimizer", None), keras.optimizers.LossScaleOptimizer):
+            return super().step_is_finite(logs, grads)
+        return _all_finite([logs["loss"]] + list(grads))
+
+    @staticmethod
+    def values_are_finite(values):
+        """See :meth:`.base.LDMTrainer.values_are_finite` (the same test, fused)."""
+        return _all_finite(values)
 
     def _start_replicas(self, data):
         """First step of a multi-process run: every rank takes rank 0's state."""
