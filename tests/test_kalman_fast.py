@@ -132,8 +132,9 @@ def test_standard_update_equals_plain_standard_and_joseph(rng):
 
 
 def test_compiled_paths_equal_plain_recursion(rng):
-    """Inside the compiled predict function (jax.jit / tf.function: the traced
-    steady-state chunks with ``cond``) the outputs equal the plain recursion."""
+    """Inside the compiled predict function (jax.jit: the steady-state chunks with a
+    ``cond``; tf.function: the while loop that stops at the steady state) the outputs
+    equal the plain recursion."""
     plain, fast = _pair(rng, 2, 2, 0.95, {"return_covariances": True})
     z = rng.normal(size=(4, 70, 2)).astype("float32")
     inp = keras.Input((70, 2))

@@ -130,11 +130,11 @@ class PredictiveLDM(LDMModel):
         plain ``tf.function`` graph every operation of every step pays TensorFlow's
         per-operation executor cost, which XLA compiles away. Measured on the benchmark's
         training step (``benchmarks/kalman_tf_xla.py``; benchmarks/results/kalman/README.md,
-        "XLA on TensorFlow"), XLA against the plain graph at S ≤ 8: 1.6-3.8× faster at
-        T = 100 (B ∈ {32, 128}), 1.2-1.8× at T = 1000-3000. With larger states it breaks
-        even (S = 16) or loses (S = 32: 2× slower at T = 100, 3.7× at T = 1000), so those
-        keep the plain graph. The price of XLA is a longer first call for each new batch
-        shape (about 5 s instead of 3 s there).
+        "XLA on TensorFlow"), XLA against the plain graph at S ≤ 8: 1.4-2.8× faster at
+        T = 100 (B ∈ {32, 128}), 1.2-1.3× at T = 1000-3000. With larger states it loses
+        on long sequences (S = 32, T = 1000: 2.9× slower), so those keep the plain
+        graph. The price of XLA is a longer first call for each new batch shape (about
+        7-11 s instead of 5 s there).
         ``compile(jit_compile=False)``, or the environment variable
         ``LDM_KERAS_KALMAN_XLA=0`` (read at ``compile``), keeps Keras' choice.
         """

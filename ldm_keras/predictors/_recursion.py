@@ -19,10 +19,14 @@ Two recursions:
   covariance recursion ``P, S, K`` does not depend on the data: it runs once per step
   without the batch axis, and the batch enters only through the means, a linear
   recursion ``u_t = u_{t-1} N_t + v_t`` (``u = h - b``) run by a sequential scan or
-  in parallel over time (``log₂ T`` doubling steps). Run eagerly (PyTorch, TensorFlow
-  outside ``tf.function``), the covariance recursion stops as soon as it reaches its
-  float32 fixed point (the discrete algebraic Riccati equation's solution: ``P_t =
-  P_{t-1}`` bit for bit) and reuses it for the remaining steps.
+  in parallel over time (``log₂ T`` doubling steps). The covariance recursion stops as
+  soon as it reaches its float32 fixed point (the discrete algebraic Riccati equation's
+  solution: ``P_t = P_{t-1}`` bit for bit, a rounding cycle, or a drift bounded below
+  :data:`STEADY_TOL`) and reuses it for the remaining steps: eagerly (PyTorch,
+  TensorFlow outside ``tf.function``) at the first such step; traced, at the end of the
+  first chunk of :data:`STEADY_CHUNK` steps that reaches it (JAX: a ``cond`` per chunk;
+  TensorFlow: a while loop that ends there). On TensorFlow the means recursion has its
+  gradient written out (:func:`_tf_linear_recurrence`).
 * :func:`batched_filter` — the general recursion with per-sequence covariances: masks
   (missing frames), per-frame observation noise, the innovation network, per-sequence
   time gaps or initial covariances.

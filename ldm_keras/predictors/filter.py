@@ -62,7 +62,8 @@ class KalmanFilter(keras.layers.Layer):
     fixed ``Σ_A``, ``Σ_D``; no per-frame noise, no innovation network, no mask, no
     per-sequence initial covariance or time gaps), the covariances ``P⁻, S_t, K_t, P``
     do not depend on the data: they are computed once per step without the batch axis
-    (and, when run eagerly, only until they reach their fixed point, the steady state),
+    (and only until they reach their fixed point, the steady state: eagerly at the first
+    such step, compiled at the end of the first chunk of 8 steps that reaches it),
     and the batch enters only through the means, a linear recursion run by a sequential
     scan or a parallel (doubling) scan over time. Otherwise the general recursion with
     per-sequence covariances runs. ``covariance="batched"`` forces the general recursion
@@ -91,8 +92,9 @@ class KalmanFilter(keras.layers.Layer):
             by a doubling scan, ``⌈log₂ T⌉`` levels of ``T``-wide products, instead of a
             sequential scan; ``"auto"``: on PyTorch, where every sequential step costs
             Python-level operations (measured in ``benchmarks/``).
-        steady_state: stop the shared covariance recursion at its fixed point when run
-            eagerly.
+        steady_state: stop the shared covariance recursion at its fixed point and repeat
+            it for the remaining steps (eagerly, under ``jax.jit`` and in a
+            ``tf.function``, with or without XLA).
         nan_as_missing: treat frames holding NaN as missing.
 
     Example:
