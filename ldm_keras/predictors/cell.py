@@ -445,8 +445,9 @@ class KalmanCell(keras.layers.Layer):
         :func:`spectral_radius` (``iterations`` squarings) inside a compiled step, and
         from the eigenvalues of a host copy (float64) when ``A`` is concrete (eager
         PyTorch; TensorFlow outside ``tf.function``). Continuous: ``ρ(e^F) = e^{α(F)}``
-        with ``α`` the largest real part of an eigenvalue of ``F``, so ``F ← F - max(0, log ρ(e^F) - log
-        max_radius) I`` bounds the growth over a unit of time. The reference clamps at
+        with ``α`` the largest real part of an eigenvalue of ``F``, so
+        ``F ← F - max(0, log ρ(e^F) - log max_radius) I`` bounds the growth over a unit
+        of time. The reference clamps at
         1.02 after every optimizer step. Returns the radius before clamping.
 
         Example:
