@@ -462,10 +462,10 @@ def _tf_steady_state(a, q, d, consts, p0, steps, joseph, keep):
         p_new, outs = scan(step, p, length=chunk)
         return p_new, _chunk_is_steady(p, p_new, outs, keep, a, d), outs
 
-    _, _, outs0 = compute(p0)                    # shapes only (dead code once traced)
-    tas = tuple(tf.TensorArray("float32", size=n_chunks, element_shape=o.shape)
-                for o in outs0)
-    last0 = tuple(tf.zeros_like(o[-1]) for o in outs0)
+    _, one = step(p0, None)                      # shapes only (dead code once traced)
+    tas = tuple(tf.TensorArray("float32", size=n_chunks,
+                               element_shape=(chunk,) + tuple(o.shape)) for o in one)
+    last0 = tuple(tf.zeros_like(o) for o in one)
 
     def body(i, p, _, last, arrays):
         p_new, steady, outs = compute(p)
@@ -482,8 +482,8 @@ def _tf_steady_state(a, q, d, consts, p0, steps, joseph, keep):
 
     _, tas = tf.while_loop(lambda j, arrays: j < n_chunks, fill, (i, tas),
                            maximum_iterations=n_chunks)
-    return [tf.reshape(ta.stack(), (n_chunks * chunk,) + tuple(o.shape[1:]))[:steps]
-            for ta, o in zip(tas, outs0)]
+    return [tf.reshape(ta.stack(), (n_chunks * chunk,) + tuple(o.shape))[:steps]
+            for ta, o in zip(tas, one)]
 
 
 def _doubling_scan(n_mats, v):
