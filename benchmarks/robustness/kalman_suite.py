@@ -1,6 +1,6 @@
 """KalmanSSL on DotMotion: seed and learning-rate robustness, and candidate fixes.
 
-The ``kalman-ssl`` recipe as ``ldm_keras.training.train_sequence`` trains it (MLP
+The ``kalman-ssl`` recipe as ``ldm_keras.jobs.train_sequence`` trains it (MLP
 encoder ``100 → 128 → L``, batch 32, Adam at the recipe's lr 1e-4 with cosine decay to
 1 %, the recipe's Kalman cell and multipliers), with these knobs (``CONFIGS``):
 
@@ -8,13 +8,14 @@ encoder ``100 → 128 → L``, batch 32, Adam at the recipe's lr 1e-4 with cosin
 * ``init``: ``"default"`` (``A = I + 0.1 N(0,1)`` rescaled to spectral radius 1/1.1, the
   library's) or ``"spread"`` — ``A`` block-diagonal, one 2 × 2 rotation per pair of state
   coordinates, at angles spread evenly over (0, π/4] (``φ_k = (k + 1)/(S/2) · π/4``),
-  radius 1/1.1 — so that the pairs start at different frequencies (a figure-eight moves at
-  two frequencies, ω and 2ω; two pairs that start alike stay alike);
+  radius 1/1.1 (``max_angle``: π/4, or π/8 in ``spread8``) — so that the pairs start at
+  different frequencies (a figure-eight moves at two frequencies, ω and 2ω; two pairs that
+  start alike stay alike);
 * ``dynamics_multiplier`` (the recipe: 100× the encoder's lr), ``lr_scale`` (× 1e-4),
   ``epochs``, ``sequences`` (training sequences; the preset's 3200 by default).
 
 Score: the held-out affine read-out R² of the dot position
-(``training.evaluate_sequence_model``). One JSON per run under ``results/kalman/``.
+(``evaluation.encoders.evaluate_sequence_model``). One JSON per run under ``results/kalman/``.
 
     KERAS_BACKEND=jax python benchmarks/robustness/kalman_suite.py --configs recipe \\
         --datasets figure-eight --seeds 0 1 2
@@ -34,8 +35,8 @@ common.set_threads()
 import numpy as np  # noqa: E402
 
 SUITE = "kalman"
-BASE = dict(state_dim=2, latent_dim=2, init="default", dynamics_multiplier=100.0,
-            lr_scale=1.0, epochs=20, sequences=None, batch_size=32)
+BASE = dict(state_dim=2, latent_dim=2, init="default", max_angle=math.pi / 4,
+            dynamics_multiplier=100.0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32)
 CONFIGS = {"recipe": dict(BASE)}
 
 
@@ -51,8 +52,13 @@ add("s4-spread", state_dim=4, init="spread")
 add("spread", init="spread")
 add("s4-spread-m10", state_dim=4, init="spread", dynamics_multiplier=10.0)
 add("m10", dynamics_multiplier=10.0)
+add("spread8", init="spread", max_angle=math.pi / 8)
+add("s4-spread8", state_dim=4, init="spread", max_angle=math.pi / 8)
+# figure-eight moves at two frequencies: the zoo entry's S = 4, L = 3
+add("s4l3", state_dim=4, latent_dim=3)
+add("s4l3-spread8", state_dim=4, latent_dim=3, init="spread", max_angle=math.pi / 8)
 for _name in list(CONFIGS):
-    if _name in ("recipe", "s4-spread", "m10", "s4-spread-m10"):
+    if _name in ("recipe", "s4-spread", "m10", "s4-spread-m10", "spread8"):
         for _scale in (0.3, 3.0):
             add(f"{_name}-lr{_scale:g}", _name, lr_scale=_scale)
 
@@ -74,12 +80,9 @@ def run(cfg, dataset, seed):
     import keras
 
     import ldm_keras as ldm
-    from ldm_keras.training import (
-        SEQUENCE_DEFAULTS,
-        _sequence_encoder,
-        evaluate_sequence_model,
-        load_sequence_dataset,
-    )
+    from ldm_keras.data.datasets import load_sequence_dataset
+    from ldm_keras.evaluation.encoders import evaluate_sequence_model
+    from ldm_keras.jobs import SEQUENCE_DEFAULTS, _sequence_encoder
 
     keras.utils.set_random_seed(seed)
     train, test, _ = load_sequence_dataset(f"dotmotion-{dataset}", cfg["sequences"], None,
@@ -93,7 +96,8 @@ def run(cfg, dataset, seed):
     model.compile(optimizer=ldm.recipes.default_optimizer("kalman-ssl", lr, decay_steps=steps))
     model.build(xtr.shape)
     if cfg["init"] == "spread":
-        model.predictor.cell.transition.assign(spread_transition(cfg["state_dim"]))
+        model.predictor.cell.transition.assign(
+            spread_transition(cfg["state_dim"], max_angle=cfg["max_angle"]))
     t0 = time.time()
     hist = model.fit(xtr, epochs=cfg["epochs"], batch_size=cfg["batch_size"], shuffle=True,
                      verbose=0)
