@@ -68,6 +68,8 @@ def collect(suite, config=None):
         if config is not None and cfg != config:
             continue
         folder = os.path.join(root, cfg)
+        if not os.path.isdir(folder):  # a README next to the configs
+            continue
         for name in sorted(os.listdir(folder)):
             if name.endswith(".json"):
                 out.append(load_result(os.path.join(folder, name)))
