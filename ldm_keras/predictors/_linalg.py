@@ -33,6 +33,7 @@ of tiny matrices; so on PyTorch :func:`transpose` and :func:`cholesky_and_invers
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 _BACKEND = keras.backend.backend()
@@ -59,6 +60,15 @@ def to_host(x):
     if _BACKEND == "torch":
         return x.detach().cpu().numpy()
     return ops.convert_to_numpy(ops.stop_gradient(x))
+
+
+def host_spectral_radius(m):
+    """``ρ(M)`` of a host (NumPy) matrix from its eigenvalues, in float64; NaN when ``m``
+    is not finite."""
+    m = np.asarray(m, "float64")
+    if not np.all(np.isfinite(m)):
+        return float("nan")
+    return float(np.max(np.abs(np.linalg.eigvals(m))))
 
 
 def sym(m):

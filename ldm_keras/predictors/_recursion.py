@@ -168,8 +168,8 @@ def _relative_change_host(p_new, p_old):
 def _drift_bound_host(change, kt, a, d):
     """:func:`_drift_bound` on host copies, with ``ρ(Φ)`` from the eigenvalues (float64)."""
     phi = (np.eye(a.shape[-1]) - np.asarray(kt, "float64").T @ d) @ a
-    rho2 = float(np.max(np.abs(np.linalg.eigvals(phi)))) ** 2
-    return change * rho2 / max(1.0 - rho2, 1e-30) if rho2 < 1.0 else 1e30
+    rho2 = la.host_spectral_radius(phi) ** 2
+    return change * rho2 / max(1.0 - rho2, 1e-30) if rho2 < 1.0 else 1e30  # NaN: 1e30
 
 
 def shared_covariances(a, q, d, r, p0, steps, jitter=1e-6, joseph=True, steady_state=True,
