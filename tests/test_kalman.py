@@ -325,6 +325,43 @@ def test_transition_initializer_config_round_trip():
                                rtol=1e-4)
 
 
+@pytest.mark.parametrize("state_dim", [1, 2, 4, 5])
+def test_rotation_start_has_the_spread_eigenvalues(state_dim):
+    """``max_angle``: eigenvalues ρ₀ e^{±iφ_k}, φ_k = (k+1)/⌊S/2⌋ · φ (odd S: one more at ρ₀),
+    checked with NumPy's eigvals (1e-5); the config round trip keeps it."""
+    phi, radius = np.pi / 8, 1 / 1.1
+    init = TransitionInitializer(spectral_radius=radius, max_angle=phi, seed=0)
+    a = to_numpy(TransitionInitializer.from_config(init.get_config())((state_dim, state_dim)))
+    eig = np.linalg.eigvals(a.astype("float64"))
+    pairs = state_dim // 2
+    want = [radius * np.exp(sign * 1j * (k + 1) / pairs * phi)
+            for k in range(pairs) for sign in (1, -1)] + [radius] * (state_dim % 2)
+    key = lambda v: (round(float(np.angle(v)), 6), round(float(abs(v)), 6))  # noqa: E731
+    np.testing.assert_allclose(sorted(eig, key=key), sorted(want, key=key), atol=1e-5)
+    np.testing.assert_allclose(a @ a.T, radius ** 2 * np.eye(state_dim), atol=1e-6)  # ρ₀·rotation
+
+
+def test_kalman_cell_initial_rotation_discrete_and_continuous():
+    """The cell's ``initial_rotation``: discrete ``A₀`` is the rotation blocks; in continuous
+    time ``expm(F₀)`` (SciPy) equals the same ``A₀`` to 1e-5; a bad angle is a ValueError."""
+    from scipy.linalg import expm
+
+    from ldm_keras.predictors.transition import rotation_blocks
+
+    want = rotation_blocks(4, 0.3, 1 / 1.1)
+    cell = KalmanCell(state_dim=4, observation_dim=2, initial_rotation=0.3)
+    cell.build((None, 2))
+    np.testing.assert_allclose(to_numpy(cell.transition), want, atol=1e-6)
+    assert KalmanCell.from_config(cell.get_config()).initial_rotation == 0.3
+    cont = KalmanCell(state_dim=4, observation_dim=2, initial_rotation=0.3,
+                      dynamics="continuous")
+    cont.build((None, 3))
+    np.testing.assert_allclose(expm(to_numpy(cont.drift).astype("float64")), want, atol=1e-5)
+    for bad in (0.0, -1.0, 4.0, float("nan")):
+        with pytest.raises(ValueError, match="initial_rotation"):
+            KalmanCell(state_dim=2, initial_rotation=bad)
+
+
 def test_rollout_matches_numpy_recursion(rng):
     s, l_ = 3, 2
     a, b, d, q, r = random_params(rng, s, l_)

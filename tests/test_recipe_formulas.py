@@ -323,8 +323,12 @@ def test_sequence_recipes_build_the_documented_models():
         assert (cell["observation_noise_init"], cell["process_noise_init"]) == (0.1, 0.01)
         assert cell["stop_gradient_targets"] is (entropy is None)
         assert m.clamp_radius == 1.02
-        assert m.lr_multipliers == DEFAULT_LR_MULTIPLIERS == {
+        assert DEFAULT_LR_MULTIPLIERS == {
             "dynamics": 100.0, "noise_network": 10.0, "observation_noise": 0.03}
+        # kalman-ssl: dynamics 30× and a rotation start (robustness suite); -knn: as before
+        assert m.lr_multipliers == ({**DEFAULT_LR_MULTIPLIERS, "dynamics": 30.0}
+                                    if entropy is None else DEFAULT_LR_MULTIPLIERS)
+        assert cell["initial_rotation"] == (math.pi / 8 if entropy is None else None)
         if entropy is None:
             assert m.entropy is None
         else:
@@ -440,14 +444,14 @@ def test_scaled_schedule_value_and_round_trip():
 
 def test_kalman_recipe_group_learning_rates_follow_the_schedule_during_fit():
     """After 4 steps of fit, each group's optimizer has the cosine rate at step 4 times
-    the group's multiplier (dynamics 100×), not the rate at step 0."""
+    the group's multiplier (dynamics 30×), not the rate at step 0."""
     x = _frames(8, 5)
     model = ldm.recipes.build("kalman-ssl", _seq_encoder(2))
     model.compile(optimizer=ldm.recipes.default_optimizer("kalman-ssl", 1e-3, decay_steps=8))
     model.fit(x, epochs=2, batch_size=4, verbose=0)      # 4 optimizer steps
     clones = {o.name.removeprefix("grouped_optimizer_"): o for o in model.optimizer._optimizers}
     assert int(to_numpy(model.optimizer.iterations)) == 4
-    for group, factor in (("default", 1.0), ("dynamics", 100.0)):
+    for group, factor in (("default", 1.0), ("dynamics", 30.0)):
         opt = clones[group]
         assert int(to_numpy(opt.iterations)) == 4, group
         np.testing.assert_allclose(float(to_numpy(opt.learning_rate)),

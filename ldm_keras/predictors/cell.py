@@ -17,7 +17,7 @@ from .._validation import check_choice, check_int, check_positive
 from . import _layout
 from . import _linalg as la
 from ._recursion import batched_step, is_eager
-from .transition import TransitionInitializer, spectral_radius
+from .transition import TransitionInitializer, _check_angle, rotation_angles, spectral_radius
 
 
 @register
@@ -51,7 +51,8 @@ class KalmanCell(keras.layers.Layer):
 
     * ``A`` (``transition``, S×S): learnable, initialised by
       :class:`TransitionInitializer` (``I + 0.1·N(0,1)`` scaled to spectral radius
-      ``initial_spectral_radius``). Call :meth:`clamp_spectral_radius` after each
+      ``initial_spectral_radius``, or with ``initial_rotation=φ`` rotations of the state
+      pairs by spread angles up to ``φ`` per step at that radius). Call :meth:`clamp_spectral_radius` after each
       optimizer step to keep the dynamics stable.
     * ``b`` (``offset``, S): learnable, zeros.
     * ``D`` (L×S): ``"fixed"`` = ``[I 0]`` (needs ``L ≤ S``) or ``"learned"``
@@ -118,6 +119,12 @@ class KalmanCell(keras.layers.Layer):
         dynamics: ``"discrete"`` or ``"continuous"`` (see above).
         covariance_update: ``"joseph"`` (default, stays positive semi-definite under
             rounding) or ``"standard"``.
+        initial_rotation: ``None`` (``A₀ = I + 0.1·N(0,1)`` rescaled) or the largest
+            rotation angle ``φ`` (radians per step, in ``(0, π]``) of a block-diagonal
+            ``A₀`` whose state pairs rotate by ``(k + 1)/⌊S/2⌋ · φ``
+            (:func:`~ldm_keras.predictors.transition.rotation_blocks`, at radius
+            ``initial_spectral_radius``); in continuous time the drift starts at its
+            matrix logarithm (``log ρ₀ · I`` plus the blocks' generators).
 
     Example:
         >>> cell = KalmanCell(state_dim=2, observation_dim=2)
@@ -146,6 +153,7 @@ class KalmanCell(keras.layers.Layer):
         seed=None,
         dynamics="discrete",
         covariance_update="joseph",
+        initial_rotation=None,
         **kwargs,
     ):
         kwargs["dtype"] = "float32"
@@ -181,6 +189,7 @@ class KalmanCell(keras.layers.Layer):
             initial_spectral_radius, "initial_spectral_radius"
         )
         self.seed = seed
+        self.initial_rotation = _check_angle(initial_rotation, "initial_rotation")
         self.dynamics = check_choice(dynamics, "dynamics", {"discrete", "continuous"})
         self.covariance_update = check_choice(covariance_update, "covariance_update",
                                               {"joseph", "standard"})
@@ -257,12 +266,14 @@ class KalmanCell(keras.layers.Layer):
         if self.continuous:
             self.drift = self.add_weight(
                 shape=(s, s), name="drift", dtype="float32",
-                initializer=_DriftInitializer(self.initial_spectral_radius, self.seed),
+                initializer=_DriftInitializer(self.initial_spectral_radius, self.seed,
+                                              self.initial_rotation),
             )
         else:
             self.transition = self.add_weight(
                 shape=(s, s), name="transition", dtype="float32",
-                initializer=TransitionInitializer(self.initial_spectral_radius, 0.1, self.seed),
+                initializer=TransitionInitializer(self.initial_spectral_radius, 0.1, self.seed,
+                                                  self.initial_rotation),
             )
         self.offset = self.add_weight(shape=(s,), name="offset", dtype="float32",
                                       initializer="zeros")
@@ -488,29 +499,40 @@ class KalmanCell(keras.layers.Layer):
             "seed": self.seed,
             "dynamics": self.dynamics,
             "covariance_update": self.covariance_update,
+            "initial_rotation": self.initial_rotation,
         })
         return config
 
 
 @register
 class _DriftInitializer(keras.initializers.Initializer):
-    """Initial drift ``F = A₀ - I`` with ``A₀`` from :class:`TransitionInitializer`.
+    """Initial drift ``F``: ``A₀ - I`` with ``A₀`` from :class:`TransitionInitializer`, or,
+    with ``max_angle``, the matrix logarithm of the rotation blocks' ``A₀``.
 
     ``e^F ≈ A₀`` for a nearly identity ``A₀``; every eigenvalue of ``F`` has a negative
-    real part when ``ρ(A₀) < 1``.
+    real part when ``ρ(A₀) < 1``. For rotations ``e^F = A₀`` exactly:
+    ``F = log ρ₀ · I + blockdiag(φ_k [[0, -1], [1, 0]])``.
     """
 
-    def __init__(self, spectral_radius=1.0 / 1.1, seed=None):
+    def __init__(self, spectral_radius=1.0 / 1.1, seed=None, max_angle=None):
         self.spectral_radius = spectral_radius
         self.seed = seed
+        self.max_angle = max_angle
         self._transition = TransitionInitializer(spectral_radius, 0.1, seed)
 
     def __call__(self, shape, dtype=None):
+        n = int(shape[0])
+        if self.max_angle is not None:
+            f = math.log(self.spectral_radius) * np.eye(n)
+            for k, phi in enumerate(rotation_angles(n, self.max_angle)):
+                f[2 * k + 1, 2 * k], f[2 * k, 2 * k + 1] = phi, -phi
+            return ops.convert_to_tensor(f.astype(dtype or "float32"))
         a = self._transition(shape, "float32")
-        return ops.cast(a - ops.eye(int(shape[0]), dtype="float32"), dtype or "float32")
+        return ops.cast(a - ops.eye(n, dtype="float32"), dtype or "float32")
 
     def get_config(self):
-        return {"spectral_radius": self.spectral_radius, "seed": self.seed}
+        return {"spectral_radius": self.spectral_radius, "seed": self.seed,
+                "max_angle": self.max_angle}
 
 
 def _eager_or_traced_radius(a, iterations):

@@ -1,14 +1,16 @@
 """The transition matrix of the Kalman cell: its spectral radius and initialisation."""
 
+import math
 import random as python_random
 
 import keras
+import numpy as np
 from keras import ops
 
 from .._serialization import register
 from .._validation import check_positive
 
-__all__ = ["TransitionInitializer", "spectral_radius"]
+__all__ = ["TransitionInitializer", "rotation_blocks", "spectral_radius"]
 
 
 def spectral_radius(matrix, iterations=20):
@@ -53,22 +55,58 @@ def spectral_radius(matrix, iterations=20):
     return ops.exp(log_rho)
 
 
+def rotation_angles(state_dim, max_angle):
+    """The angles ``φ_k = (k + 1)/⌊S/2⌋ · max_angle``, ``k = 0 … ⌊S/2⌋ - 1``, of
+    :func:`rotation_blocks`."""
+    pairs = state_dim // 2
+    return [(k + 1) / pairs * max_angle for k in range(pairs)]
+
+
+def rotation_blocks(state_dim, max_angle, radius=1.0):
+    """Block-diagonal rotations at evenly spread angles, scaled by ``radius`` (NumPy).
+
+    One 2 × 2 block ``radius · [[cos φ_k, -sin φ_k], [sin φ_k, cos φ_k]]`` per pair of
+    state coordinates, ``φ_k = (k + 1)/⌊S/2⌋ · max_angle`` for ``k = 0 … ⌊S/2⌋ - 1`` (so
+    the largest is ``max_angle``); for odd ``S`` a last 1 × 1 block ``radius``. Its
+    eigenvalues are ``radius · e^{± i φ_k}``.
+
+    Example:
+        >>> rotation_blocks(4, math.pi / 8).round(3)    # blocks at π/16 and π/8
+    """
+    a = np.zeros((state_dim, state_dim), "float64")
+    for k, phi in enumerate(rotation_angles(state_dim, max_angle)):
+        c, s = math.cos(phi), math.sin(phi)
+        a[2 * k:2 * k + 2, 2 * k:2 * k + 2] = radius * np.array([[c, -s], [s, c]])
+    if state_dim % 2:
+        a[-1, -1] = radius
+    return a
+
+
 @register
 class TransitionInitializer(keras.initializers.Initializer):
-    """Initial transition matrix ``A = I + σ·N(0, 1)``, rescaled to a given spectral radius.
+    """Initial transition matrix ``A₀``: ``I + σ·N(0, 1)`` rescaled to a given spectral
+    radius, or rotations at spread angles.
 
-    ``A ← A · radius / ρ(A)``, with ``ρ`` from :func:`spectral_radius`. The reference
-    uses ``σ = 0.1`` and ``radius = 1/1.1``: a slightly contracting, nearly identity
-    map.
+    * ``max_angle=None`` (default): ``A = I + σ·N(0, 1)``, then ``A ← A · radius / ρ(A)``
+      with ``ρ`` from :func:`spectral_radius`. The reference uses ``σ = 0.1`` and
+      ``radius = 1/1.1``: a slightly contracting, nearly identity map, whose rotation
+      angles (``|arg λ|``) are small and random.
+    * ``max_angle=φ`` (radians, ``0 < φ ≤ π``): ``A = radius ·`` block-diagonal rotations by
+      ``φ_k = (k + 1)/⌊S/2⌋ · φ`` (:func:`rotation_blocks`; deterministic, ``σ`` and the
+      seed are not used): the state pairs start at distinct frequencies up to ``φ``
+      per step, so that a model of a signal with several frequencies does not start with
+      all its pairs alike (pairs that start alike receive the same gradients).
 
     Example:
         >>> init = TransitionInitializer(spectral_radius=1 / 1.1, seed=0)
         >>> a = init((2, 2))
+        >>> rot = TransitionInitializer(max_angle=math.pi / 8)((4, 4))  # π/16 and π/8
     """
 
-    def __init__(self, spectral_radius=1.0 / 1.1, stddev=0.1, seed=None):
+    def __init__(self, spectral_radius=1.0 / 1.1, stddev=0.1, seed=None, max_angle=None):
         self.spectral_radius = check_positive(spectral_radius, "spectral_radius")
         self.stddev = check_positive(stddev, "stddev", allow_zero=True)
+        self.max_angle = _check_angle(max_angle)
         self.seed = seed
         # Like Keras' random initializers: an unseeded initializer draws its seed once,
         # from Python's generator (seeded by keras.utils.set_random_seed), so that it
@@ -79,11 +117,26 @@ class TransitionInitializer(keras.initializers.Initializer):
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"TransitionInitializer needs a square 2-d shape; received {shape}.")
         n = int(shape[0])
+        if self.max_angle is not None:
+            a = rotation_blocks(n, self.max_angle, self.spectral_radius)
+            return ops.convert_to_tensor(a.astype(dtype or "float32"))
         noise = keras.random.normal((n, n), stddev=self.stddev, seed=self._draw_seed,
-                               dtype="float32")
+                                    dtype="float32")
         a = ops.eye(n, dtype="float32") + noise
         a = a * (self.spectral_radius / spectral_radius(a))
         return ops.cast(a, dtype or "float32")
 
     def get_config(self):
-        return {"spectral_radius": self.spectral_radius, "stddev": self.stddev, "seed": self.seed}
+        return {"spectral_radius": self.spectral_radius, "stddev": self.stddev,
+                "seed": self.seed, "max_angle": self.max_angle}
+
+
+def _check_angle(max_angle, name="max_angle"):
+    """``None`` or a float in ``(0, π]``."""
+    if max_angle is None:
+        return None
+    angle = check_positive(max_angle, name)
+    if angle > math.pi:
+        raise ValueError(f"`{name}` must be in (0, π] (radians per step); received "
+                         f"{max_angle!r}.")
+    return angle

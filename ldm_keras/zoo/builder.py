@@ -25,6 +25,7 @@ from .. import jobs
 from ..data import dot_motion
 from ..data.datasets import load_image_dataset
 from ..evaluation.dynamics import eigen_angles
+from ..models.predictive import DEFAULT_LR_MULTIPLIERS
 from . import _paths, cards, entries, index, verifier
 from ._errors import ZooError
 
@@ -76,12 +77,21 @@ def _train_sequences(name, spec, workdir, verbose):
                           "epochs": t["epochs"], "batch_size": t["batch_size"],
                           "learning_rate": t["learning_rate"],
                           "schedule": "cosine decay to 1 % over the run"},
-             "optimizer": "Adam" + (" with PredictiveLDM's default per-group multipliers "
-                                    "(dynamics ×100, innovation net ×10, noise encoder ×0.03)"
+             "optimizer": "Adam" + (_multipliers_text(model.lr_multipliers)
                                     if spec["kind"] == "kalman" else ""),
              "data": {"dataset": f"dot_motion.load({spec['preset']!r})",
                       "readout_sequences": entries.DOTMOTION_READOUT_SEQUENCES}}
     return {"model": model}, metrics, ref, seq, extra, result["train_seconds"]
+
+
+def _multipliers_text(multipliers):
+    """How the card names a Kalman entry's per-group learning rates (the model's own)."""
+    names = {"dynamics": "dynamics", "noise_network": "innovation net",
+             "observation_noise": "noise encoder"}
+    parts = [f"{names.get(g, g)} ×{f:g}" for g, f in multipliers.items()]
+    default = multipliers == DEFAULT_LR_MULTIPLIERS
+    return ((" with PredictiveLDM's default per-group multipliers" if default
+             else " with per-group multipliers") + f" ({', '.join(parts)})")
 
 
 #: job -> the function that trains an entry of that job.
