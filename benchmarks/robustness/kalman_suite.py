@@ -2,16 +2,23 @@
 
 The ``kalman-ssl`` recipe as ``ldm_keras.jobs.train_sequence`` trains it (MLP
 encoder ``100 → 128 → L``, batch 32, Adam at the recipe's lr 1e-4 with cosine decay to
-1 %, the recipe's Kalman cell and multipliers), with these knobs (``CONFIGS``):
+1 %, the recipe's Kalman cell and multipliers), with these knobs (``CONFIGS``; every
+config sets the start of ``A`` and the dynamics multiplier itself, so ``recipe`` is the
+recipe as it was before this suite: default start, 100×, and the recipe's defaults now
+are ``spread8-m30``):
 
 * ``state_dim`` S and ``latent_dim`` L (the recipe: S = L = 2 on DotMotion);
-* ``init``: ``"default"`` (``A = I + 0.1 N(0,1)`` rescaled to spectral radius 1/1.1, the
-  library's) or ``"spread"`` — ``A`` block-diagonal, one 2 × 2 rotation per pair of state
-  coordinates, at angles spread evenly over (0, π/4] (``φ_k = (k + 1)/(S/2) · π/4``),
-  radius 1/1.1 (``max_angle``: π/4, or π/8 in ``spread8``) — so that the pairs start at
+* ``init``: ``"default"`` (``A = I + 0.1 N(0,1)`` rescaled to spectral radius 1/1.1,
+  ``KalmanCell(initial_rotation=None)``) or ``"spread"`` — ``A`` block-diagonal, one
+  2 × 2 rotation per pair of state coordinates, at angles spread evenly over (0, π/4]
+  (``φ_k = (k + 1)/(S/2) · π/4``), radius 1/1.1 (``max_angle``: π/4, or π/8 in
+  ``spread8``; ``KalmanCell(initial_rotation=max_angle)``) — so that the pairs start at
   different frequencies (a figure-eight moves at two frequencies, ω and 2ω; two pairs that
   start alike stay alike);
-* ``dynamics_multiplier`` (the recipe: 100× the encoder's lr), ``lr_scale`` (× 1e-4),
+* ``dynamics_multiplier`` (the recipe: 100× the encoder's lr), ``dynamics_warmup``
+  (epochs over which the dynamics' lr ramps linearly from 0 to its value, while the
+  encoder learns at its own rate from the start; 0: none), ``warmup`` (the same ramp for
+  every group, the encoder's too), ``lr_scale`` (× 1e-4),
   ``epochs``, ``sequences`` (training sequences; the preset's 3200 by default).
 
 Score: the held-out affine read-out R² of the dot position
@@ -36,7 +43,7 @@ import numpy as np  # noqa: E402
 
 SUITE = "kalman"
 BASE = dict(state_dim=2, latent_dim=2, init="default", max_angle=math.pi / 4,
-            dynamics_multiplier=100.0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32)
+            dynamics_multiplier=100.0, dynamics_warmup=0, warmup=0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32)
 CONFIGS = {"recipe": dict(BASE)}
 
 
@@ -57,23 +64,45 @@ add("s4-spread8", state_dim=4, init="spread", max_angle=math.pi / 8)
 # figure-eight moves at two frequencies: the zoo entry's S = 4, L = 3
 add("s4l3", state_dim=4, latent_dim=3)
 add("s4l3-spread8", state_dim=4, latent_dim=3, init="spread", max_angle=math.pi / 8)
+add("spread8-m30", "spread8", dynamics_multiplier=30.0)
+add("m30", dynamics_multiplier=30.0)
+add("spread8-m30-b8", "spread8-m30", batch_size=8)
+add("s4l3-spread8-m30", "s4l3-spread8", dynamics_multiplier=30.0)
+add("s4l3-spread8-m30-e40", "s4l3-spread8-m30", epochs=40)
+add("spread8-w2", "spread8", dynamics_warmup=2)
+add("w2", dynamics_warmup=2)
+add("spread8-wa2", "spread8", warmup=2)
+# square has 800 training sequences: 25 steps per epoch at batch 32, 100 at batch 8 (the
+# reference's batch size for square)
+add("b8", batch_size=8)
+add("spread8-b8", "spread8", batch_size=8)
+add("s4l3-spread8-e40", "s4l3-spread8", epochs=40)
+add("s4l3-e40", "s4l3", epochs=40)
 for _name in list(CONFIGS):
-    if _name in ("recipe", "s4-spread", "m10", "s4-spread-m10", "spread8"):
+    if _name in ("recipe", "s4-spread", "m10", "s4-spread-m10", "spread8", "spread8-m30",
+                 "spread8-w2", "w2", "spread8-wa2", "m30"):
         for _scale in (0.3, 3.0):
             add(f"{_name}-lr{_scale:g}", _name, lr_scale=_scale)
 
 
-def spread_transition(state_dim, radius=1.0 / 1.1, max_angle=math.pi / 4):
-    """Block-diagonal rotations at evenly spread angles (odd S: a last 1 × 1 block)."""
-    a = np.zeros((state_dim, state_dim), "float32")
-    pairs = state_dim // 2
-    for k in range(pairs):
-        phi = (k + 1) / pairs * max_angle
-        c, s = math.cos(phi), math.sin(phi)
-        a[2 * k:2 * k + 2, 2 * k:2 * k + 2] = radius * np.array([[c, -s], [s, c]])
-    if state_dim % 2:
-        a[-1, -1] = radius
-    return a
+def _warm_up(model, warmup_steps, groups=("dynamics",)):
+    """Ramp the learning rate of ``groups`` of ``model.optimizer`` linearly from 0:
+    ``schedule(step) · min(1, step / warmup_steps)``."""
+    import keras
+    from keras import ops
+
+    class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, schedule):
+            self.schedule = schedule
+
+        def __call__(self, step):
+            ramp = ops.minimum(1.0, ops.cast(step, "float32") / float(warmup_steps))
+            return self.schedule(step) * ramp
+
+    opt = model.optimizer
+    for group, clone in zip(opt._group_names, opt._optimizers):
+        if groups is None or group in groups:
+            clone._learning_rate = Warmup(clone._learning_rate)
 
 
 def run(cfg, dataset, seed):
@@ -89,15 +118,18 @@ def run(cfg, dataset, seed):
                                            None, None, seed=seed)
     xtr = np.asarray(train[0], "float32")
     encoder = _sequence_encoder(tuple(xtr.shape[2:]), cfg["latent_dim"])
-    model = ldm.recipes.build("kalman-ssl", encoder, state_dim=cfg["state_dim"])
+    rotation = cfg["max_angle"] if cfg["init"] == "spread" else None
+    model = ldm.recipes.build("kalman-ssl", encoder, state_dim=cfg["state_dim"],
+                              initial_rotation=rotation)
     model.lr_multipliers = {**model.lr_multipliers, "dynamics": cfg["dynamics_multiplier"]}
     steps = int(np.ceil(len(xtr) / cfg["batch_size"])) * cfg["epochs"]
     lr = ldm.recipes.get("kalman-ssl").defaults["learning_rate"] * cfg["lr_scale"]
     model.compile(optimizer=ldm.recipes.default_optimizer("kalman-ssl", lr, decay_steps=steps))
     model.build(xtr.shape)
-    if cfg["init"] == "spread":
-        model.predictor.cell.transition.assign(
-            spread_transition(cfg["state_dim"], max_angle=cfg["max_angle"]))
+    if cfg["dynamics_warmup"]:
+        _warm_up(model, steps // cfg["epochs"] * cfg["dynamics_warmup"])
+    if cfg["warmup"]:
+        _warm_up(model, steps // cfg["epochs"] * cfg["warmup"], groups=None)
     t0 = time.time()
     hist = model.fit(xtr, epochs=cfg["epochs"], batch_size=cfg["batch_size"], shuffle=True,
                      verbose=0)
