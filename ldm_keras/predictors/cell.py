@@ -52,8 +52,9 @@ class KalmanCell(keras.layers.Layer):
     * ``A`` (``transition``, S×S): learnable, initialised by
       :class:`TransitionInitializer` (``I + 0.1·N(0,1)`` scaled to spectral radius
       ``initial_spectral_radius``, or with ``initial_rotation=φ`` rotations of the state
-      pairs by spread angles up to ``φ`` per step at that radius). Call :meth:`clamp_spectral_radius` after each
-      optimizer step to keep the dynamics stable.
+      pairs by spread angles up to ``φ`` per step at that radius). Call
+      :meth:`clamp_spectral_radius` after each optimizer step to keep the dynamics
+      stable.
     * ``b`` (``offset``, S): learnable, zeros.
     * ``D`` (L×S): ``"fixed"`` = ``[I 0]`` (needs ``L ≤ S``) or ``"learned"``
       (initialised to ``[I 0]``).

@@ -46,11 +46,13 @@ transition as rotations of the state pairs by spread angles up to π/8 per step
 (``KalmanCell(initial_rotation=π/8)``): on DotMotion circular that holds 5 of 5 seeds at
 R² ≥ 0.975 from 0.3× to 3× its learning rate; at 3× the same start with the
 reference's 100× locks 3 of 5 seeds on twice the true frequency, and 30× with the
-reference's nearly identity start 1 of 5 (benchmarks/robustness/results/kalman/README.md). ``kalman-ssl-knn`` keeps the
-reference's 100× and start (not yet measured over seeds). ``recurrent-ldm`` trains
-encoder and predictor at one learning rate (its settings were chosen by the robustness
-suite, benchmarks/results/robustness.md); :func:`default_optimizer` with
-``decay_steps`` gives the cosine schedule (decay to 1 %) of the DotMotion benchmark.
+reference's nearly identity start 1 of 5 (benchmarks/robustness/results/kalman/README.md;
+at 8× fewer steps than the reference's budget the earlier defaults do better there).
+``kalman-ssl-knn`` keeps the reference's 100× and start (not yet measured over seeds).
+``recurrent-ldm`` trains encoder and predictor at one learning rate (its settings were
+chosen by the robustness suite, benchmarks/results/robustness.md);
+:func:`default_optimizer` with ``decay_steps`` gives the cosine schedule (decay to 1 %)
+of the DotMotion benchmark.
 
 ``simclr`` with ``entropy_weight=½`` is exactly the symmetric InfoNCE (NT-Xent across
 views) at temperature ``1/κ``: ``-κ s̄ + ½ (lse₁₂ + lse₂₁)``.
