@@ -54,6 +54,17 @@ def check_positive(value, name, allow_zero=False):
     return v
 
 
+def check_angle(value, name):
+    """``None``, or ``value`` as a float in ``(0, π]`` (an angle in radians per step)."""
+    if value is None:
+        return None
+    angle = check_positive(value, name)
+    if angle > math.pi:
+        raise ValueError(f"`{name}` must be in (0, π] (radians per step); received "
+                         f"{value!r}.")
+    return angle
+
+
 def check_choice(value, name, choices):
     """Raise unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -13,11 +13,11 @@ from keras import ops
 
 from .._math import LOG_2PI
 from .._serialization import register
-from .._validation import check_choice, check_int, check_positive
+from .._validation import check_angle, check_choice, check_int, check_positive
 from . import _layout
 from . import _linalg as la
 from ._recursion import batched_step, is_eager
-from .transition import TransitionInitializer, _check_angle, rotation_angles, spectral_radius
+from .transition import TransitionInitializer, rotation_angles, spectral_radius
 
 
 @register
@@ -190,7 +190,7 @@ class KalmanCell(keras.layers.Layer):
             initial_spectral_radius, "initial_spectral_radius"
         )
         self.seed = seed
-        self.initial_rotation = _check_angle(initial_rotation, "initial_rotation")
+        self.initial_rotation = check_angle(initial_rotation, "initial_rotation")
         self.dynamics = check_choice(dynamics, "dynamics", {"discrete", "continuous"})
         self.covariance_update = check_choice(covariance_update, "covariance_update",
                                               {"joseph", "standard"})

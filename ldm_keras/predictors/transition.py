@@ -8,7 +8,7 @@ import numpy as np
 from keras import ops
 
 from .._serialization import register
-from .._validation import check_positive
+from .._validation import check_angle, check_positive
 
 __all__ = ["TransitionInitializer", "rotation_blocks", "spectral_radius"]
 
@@ -106,7 +106,7 @@ class TransitionInitializer(keras.initializers.Initializer):
     def __init__(self, spectral_radius=1.0 / 1.1, stddev=0.1, seed=None, max_angle=None):
         self.spectral_radius = check_positive(spectral_radius, "spectral_radius")
         self.stddev = check_positive(stddev, "stddev", allow_zero=True)
-        self.max_angle = _check_angle(max_angle)
+        self.max_angle = check_angle(max_angle, "max_angle")
         self.seed = seed
         # Like Keras' random initializers: an unseeded initializer draws its seed once,
         # from Python's generator (seeded by keras.utils.set_random_seed), so that it
@@ -130,13 +130,3 @@ class TransitionInitializer(keras.initializers.Initializer):
         return {"spectral_radius": self.spectral_radius, "stddev": self.stddev,
                 "seed": self.seed, "max_angle": self.max_angle}
 
-
-def _check_angle(max_angle, name="max_angle"):
-    """``None`` or a float in ``(0, π]``."""
-    if max_angle is None:
-        return None
-    angle = check_positive(max_angle, name)
-    if angle > math.pi:
-        raise ValueError(f"`{name}` must be in (0, π] (radians per step); received "
-                         f"{max_angle!r}.")
-    return angle
