@@ -45,8 +45,10 @@ def _tests_python(session):
     with open("pyproject.toml", "rb") as f:
         stamp = hashlib.sha256(f.read() + TORCH_PIN.encode()).hexdigest()
     marker = os.path.join(TESTS_VENV, ".installed")
-    if os.path.exists(marker) and open(marker).read() == stamp:
-        return python
+    if os.path.exists(marker):
+        with open(marker) as f:
+            if f.read() == stamp:
+                return python
     if not os.path.exists(python):
         session.run(sys.executable, "-m", "venv", TESTS_VENV, external=True)
     # torch first, pinned, so nothing later resolves an unpinned (CUDA) build.

@@ -519,7 +519,6 @@ class _DriftInitializer(keras.initializers.Initializer):
         self.spectral_radius = spectral_radius
         self.seed = seed
         self.max_angle = max_angle
-        self._transition = TransitionInitializer(spectral_radius, 0.1, seed)
 
     def __call__(self, shape, dtype=None):
         n = int(shape[0])
@@ -528,7 +527,7 @@ class _DriftInitializer(keras.initializers.Initializer):
             for k, phi in enumerate(rotation_angles(n, self.max_angle)):
                 f[2 * k + 1, 2 * k], f[2 * k, 2 * k + 1] = phi, -phi
             return ops.convert_to_tensor(f.astype(dtype or "float32"))
-        a = self._transition(shape, "float32")
+        a = TransitionInitializer(self.spectral_radius, 0.1, self.seed)(shape, "float32")
         return ops.cast(a - ops.eye(n, dtype="float32"), dtype or "float32")
 
     def get_config(self):
