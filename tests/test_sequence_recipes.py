@@ -198,3 +198,27 @@ def test_the_job_trains_recurrent_ldm_for_the_validated_40_epochs(monkeypatch, t
             jobs.train_sequence(recipe, "dotmotion-circular", sequences=8, test_sequences=4,
                                 verbose=0, out=str(tmp_path / recipe))
     assert seen == {"PredictiveLDM": 40, "CPCLDM": 20}
+
+
+def test_dotmotion_square_trains_on_its_own_budget_unless_told(monkeypatch, tmp_path):
+    """DotMotion square (800 sequences) defaults to batch 8 × 40 epochs
+    (``jobs.SEQUENCE_DATASET_DEFAULTS``, benchmarks/robustness/results/kalman/README.md);
+    circular keeps batch 32 × 20; explicit ``epochs`` / ``batch_size`` win."""
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(self, x=None, *args, epochs=1, batch_size=None, **kwargs):
+        seen.append((epochs, batch_size))
+        raise Stop
+
+    monkeypatch.setattr(ldm.models.PredictiveLDM, "fit", fake_fit)
+    runs = [("dotmotion-square", {}), ("dotmotion-circular", {}),
+            ("dotmotion-square", {"epochs": 3, "batch_size": 16})]
+    for k, (dataset, given) in enumerate(runs):
+        with pytest.raises(Stop):
+            jobs.train_sequence("kalman-ssl", dataset, sequences=64, test_sequences=4,
+                                verbose=0, evaluate_untrained=False,
+                                out=str(tmp_path / str(k)), **given)
+    assert seen == [(40, 8), (20, 32), (3, 16)]

@@ -19,7 +19,9 @@ are ``spread8-m30``):
   (epochs over which the dynamics' lr ramps linearly from 0 to its value, while the
   encoder learns at its own rate from the start; 0: none), ``warmup`` (the same ramp for
   every group, the encoder's too), ``lr_scale`` (× 1e-4),
-  ``epochs``, ``sequences`` (training sequences; the preset's 3200 by default).
+  ``epochs``, ``sequences`` (training sequences; the preset's 3200 by default);
+* ``pair_order``: ``"ascending"`` (the library's: the pairs' angles grow with the state
+  index) or ``"descending"`` (the same blocks, fastest pair first).
 
 Score: the held-out affine read-out R² of the dot position
 (``evaluation.encoders.evaluate_sequence_model``). One JSON per run under ``results/kalman/``.
@@ -43,7 +45,8 @@ import numpy as np  # noqa: E402
 
 SUITE = "kalman"
 BASE = dict(state_dim=2, latent_dim=2, init="default", max_angle=math.pi / 4,
-            dynamics_multiplier=100.0, dynamics_warmup=0, warmup=0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32)
+            dynamics_multiplier=100.0, dynamics_warmup=0, warmup=0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32,
+            pair_order="ascending")
 CONFIGS = {"recipe": dict(BASE)}
 
 
@@ -78,6 +81,18 @@ add("b8", batch_size=8)
 add("spread8-b8", "spread8", batch_size=8)
 add("s4l3-spread8-e40", "s4l3-spread8", epochs=40)
 add("s4l3-e40", "s4l3", epochs=40)
+# the fixed observation matrix D = [I 0] sees the first L state coordinates: with S = 4,
+# L = 3 the first pair is seen whole, the second through one coordinate
+add("s4l3-spread8-m30-desc", "s4l3-spread8-m30", pair_order="descending")
+add("s4l3-spread8-m30-w2", "s4l3-spread8-m30", dynamics_warmup=2)
+add("s4l3-spread8-m30-w5", "s4l3-spread8-m30", dynamics_warmup=5)
+add("s4l3-spread8-m30-w10", "s4l3-spread8-m30", dynamics_warmup=10)
+add("s4l3-spread8-m10", "s4l3-spread8", dynamics_multiplier=10.0)
+# square: the reference's batch 8 and its lr, twice circular's
+add("spread8-m30-b8-lr2", "spread8-m30-b8", lr_scale=2.0)
+add("spread8-m30-b8-e40", "spread8-m30-b8", epochs=40)
+# the same 2000 optimizer steps as batch 8 × 20 epochs, at batch 32
+add("spread8-m30-e80", "spread8-m30", epochs=80)
 for _name in list(CONFIGS):
     if _name in ("recipe", "s4-spread", "m10", "s4-spread-m10", "spread8", "spread8-m30",
                  "spread8-w2", "w2", "spread8-wa2", "m30"):
@@ -126,6 +141,13 @@ def run(cfg, dataset, seed):
     lr = ldm.recipes.get("kalman-ssl").defaults["learning_rate"] * cfg["lr_scale"]
     model.compile(optimizer=ldm.recipes.default_optimizer("kalman-ssl", lr, decay_steps=steps))
     model.build(xtr.shape)
+    if cfg["pair_order"] == "descending":
+        # the pairs' angles in descending order: the fastest pair first, the slowest last
+        cell = model.predictor.cell
+        n = cfg["state_dim"]
+        order = np.arange(n).reshape(-1, 2)[::-1].ravel() if n % 2 == 0 else np.arange(n)
+        a = keras.ops.convert_to_numpy(cell.transition)
+        cell.transition.assign(a[np.ix_(order, order)])
     if cfg["dynamics_warmup"]:
         _warm_up(model, steps // cfg["epochs"] * cfg["dynamics_warmup"])
     if cfg["warmup"]:
