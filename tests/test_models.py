@@ -109,6 +109,9 @@ def test_byol_target_is_ema_and_gets_no_gradient():
     model.build(x.shape)
     target_ids = {id(v) for v in model.target_weights()}
     assert not target_ids & {id(v) for v in model.trainable_variables}
+    # started as an exact copy and normalising by the batch's statistics in training, the
+    # target network gives the online network's training-mode embedding
+    assert_allclose(model._target_embed(x, True), model.embed(x, training=True), 1e-4, 1e-5)
     before_t = [to_numpy(v.value).copy() for v in model.target_weights()]
     model.fit(x, epochs=1, batch_size=64, verbose=0)  # exactly one step
     after_t = [to_numpy(v.value) for v in model.target_weights()]
@@ -251,3 +254,30 @@ def test_batch_too_small_for_knn_fails_before_training():
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match="at least"):
         model.fit(_digits(64)[0], epochs=1, batch_size=3, verbose=0)
+
+
+def test_ema_target_normalises_by_batch_statistics_in_training(rng):
+    """``call_target``: in training a frozen target's BatchNormalization uses the batch's
+    mean and variance (NumPy formula, 1e-4), as the online network does, not its moving
+    averages; the averages and the trainable flag are left as they were, and the target's
+    variables stay out of the optimizer. Outside training: the moving averages."""
+    from ldm_keras.models.ema import call_target, frozen_copy
+
+    online = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                               keras.layers.BatchNormalization(epsilon=1e-3)])
+    target = frozen_copy(online)
+    target.build((None, 3))
+    target.set_weights(online.get_weights())
+    bn = target.layers[-1]
+    bn.moving_mean.assign(np.full(4, 5.0, "float32"))  # far from the batch's statistics
+    x = rng.normal(size=(16, 3)).astype("float32")
+    w, b = (to_numpy(v) for v in target.layers[0].weights)
+    h = x @ w + b
+    want = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-3)
+    assert_allclose(call_target(target, x, training=True), want, 1e-4, 1e-4)
+    np.testing.assert_allclose(to_numpy(bn.moving_mean), 5.0)
+    np.testing.assert_allclose(to_numpy(bn.moving_variance), 1.0)
+    assert not bn.trainable and not target.trainable_variables
+    frozen = (h - 5.0) / np.sqrt(1.0 + 1e-3)
+    assert_allclose(call_target(target, x, training=False), frozen, 1e-4, 1e-4)
+    assert_allclose(target(x, training=True), frozen, 1e-4, 1e-4)  # a plain call: averages

@@ -58,6 +58,8 @@ def run_multiview(recipe, seed, overrides=None, epochs=None, tag=None, force=Fal
 MV_CANDIDATES = {
     "byol-m0.9": ("byol", {"ema_momentum": 0.9}, None),
     "byol-m0.95": ("byol", {"ema_momentum": 0.95}, None),
+    "byol-m0.5": ("byol", {"ema_momentum": 0.5}, None),
+    "byol-m0.8": ("byol", {"ema_momentum": 0.8}, None),
     "byol-m0.99-e180": ("byol", {}, 180),
     "byol-m0.9-e180": ("byol", {"ema_momentum": 0.9}, 180),
     "byol-norm": ("byol", {"normalize": True}, None),

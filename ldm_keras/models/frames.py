@@ -38,8 +38,12 @@ def check_sequences(model, shape, min_steps=2):
     return shape
 
 
-def per_frame(model, x, training):
+def per_frame(model, x, training, apply=None):
     """Apply a per-frame ``model`` to ``x`` of shape ``(B, T, *frame)`` → ``(B, T, L)``.
+
+    ``apply(model, frames, training)`` calls the model (default ``model(frames,
+    training=training)``; an EMA target network passes
+    :func:`~ldm_keras.models.ema.call_target`).
 
     Example:
         >>> z = per_frame(encoder, frames, training=False)     # (B, T, L)
@@ -47,7 +51,7 @@ def per_frame(model, x, training):
     shape = tuple(x.shape)
     t = shape[1] if shape[1] is not None else ops.shape(x)[1]
     flat = ops.reshape(x, (-1,) + tuple(shape[2:]))
-    out = model(flat, training=training)
+    out = apply(model, flat, training) if apply else model(flat, training=training)
     if len(out.shape) != 2:  # reshaping (B·T, L, 1) to (B, T, L) would mix batch and axes
         raise ValueError(
             f"The encoder (`{getattr(model, 'name', model)}`) must return one latent vector "

@@ -7,7 +7,7 @@ from .._serialization import deserialize, register, serialize
 from .._validation import check_momentum
 from ..objectives import LDMObjective
 from .base import LDMModel
-from .ema import EMATargets, frozen_copy
+from .ema import EMATargets, call_target, frozen_copy
 
 
 @register
@@ -149,8 +149,8 @@ class MultiViewLDM(EMATargets, LDMModel):
         return self.projector(h, training=training) if self.projector is not None else h
 
     def _target_embed(self, x, training):
-        h = self.target_encoder(x, training=training)
-        return self.target_projector(h, training=training) if self.target_projector else h
+        h = call_target(self.target_encoder, x, training)
+        return call_target(self.target_projector, h, training) if self.target_projector else h
 
     def make_views(self, x, training=True):
         """The two views of a batch: given pairs, or two calls of the view generator."""

@@ -17,7 +17,7 @@ from ..predictors.recurrent import RecurrentPredictor
 from ..priors.base import Prior
 from ..priors.gaussian import IsotropicGaussian
 from .base import LDMModel
-from .ema import EMATargets, frozen_copy
+from .ema import EMATargets, call_target, frozen_copy
 from .frames import FrameEncoding, check_sequences, per_frame
 
 __all__ = ["CPCLDM", "JEPALDM", "infonce_over_time"]
@@ -250,7 +250,7 @@ class JEPALDM(EMATargets, FrameEncoding, LDMModel):
         check_sequences(self, tuple(x.shape))
         z = per_frame(self.encoder, x, training)
         if self.target_encoder is not None:
-            target = per_frame(self.target_encoder, x, training)
+            target = per_frame(self.target_encoder, x, training, call_target)
         else:
             target = z
         # data parallel: the means run over the global batch
