@@ -22,10 +22,10 @@ import difflib
 from ._errors import ZooError
 
 
-def _digits(recipe, summary, headline="probe_10"):
+def _digits(recipe, summary, headline="probe_10", version="1.0.0"):
     """A digits entry: the multi-view job on the scikit-learn digits, seed 0."""
     return dict(kind="multiview", job="multiview", recipe=recipe, dataset="digits", seed=0,
-                version="1.0.0", headline=headline, summary=summary)
+                version=version, headline=headline, summary=summary)
 
 
 #: The kalman-ssl settings the published Kalman entries were trained with (before the
@@ -42,7 +42,7 @@ ENTRIES = {
         "(isotropic Gaussian prior + Gaussian log-det entropy)."),
     "digits-byol": _digits(
         "byol", "Conv encoder (64-d) trained on the digits with the BYOL recipe "
-        "(predictor, EMA target, implicit entropy)."),
+        "(predictor, EMA target, implicit entropy).", version="1.1.0"),
     "digits-categorical": _digits(
         "categorical", "Conv encoder (64-d) + 10-way softmax head trained on the digits with "
         "the categorical (clustering) recipe.", headline="clustering"),
