@@ -88,6 +88,8 @@ add("s4l3-spread8-m30-w2", "s4l3-spread8-m30", dynamics_warmup=2)
 add("s4l3-spread8-m30-w5", "s4l3-spread8-m30", dynamics_warmup=5)
 add("s4l3-spread8-m30-w10", "s4l3-spread8-m30", dynamics_warmup=10)
 add("s4l3-spread8-m10", "s4l3-spread8", dynamics_multiplier=10.0)
+add("spread8-m30-w10", "spread8-m30", dynamics_warmup=10)
+add("spread8-m30-w10-b8-e40", "spread8-m30", batch_size=8, epochs=40, dynamics_warmup=20)
 # square: the reference's batch 8 and its lr, twice circular's
 add("spread8-m30-b8-lr2", "spread8-m30-b8", lr_scale=2.0)
 add("spread8-m30-b8-e40", "spread8-m30-b8", epochs=40)
@@ -95,7 +97,7 @@ add("spread8-m30-b8-e40", "spread8-m30-b8", epochs=40)
 add("spread8-m30-e80", "spread8-m30", epochs=80)
 for _name in list(CONFIGS):
     if _name in ("recipe", "s4-spread", "m10", "s4-spread-m10", "spread8", "spread8-m30",
-                 "spread8-w2", "w2", "spread8-wa2", "m30"):
+                 "spread8-w2", "w2", "spread8-wa2", "m30", "spread8-m30-w10"):
         for _scale in (0.3, 3.0):
             add(f"{_name}-lr{_scale:g}", _name, lr_scale=_scale)
 
