@@ -41,7 +41,7 @@
 #
 # **Numbers (full mode, JAX, 30 epochs per method, seed 0)** are printed as `RESULT`
 # lines and tabulated at the end of this notebook (e.g. probe accuracy with 10 labels
-# per class: simclr 0.931, vicreg 0.947, raw pixels 0.885). `LDM_KERAS_FAST=1` runs the same code
+# per class: simclr 0.933, vicreg 0.949, raw pixels 0.885). `LDM_KERAS_FAST=1` runs the same code
 # for 2 epochs on 256 images (a smoke test; its numbers mean nothing).
 
 # %%
@@ -273,11 +273,11 @@ fig.savefig(os.path.join(OUT, "02_joint_vs_marginal.png"), dpi=110)
 #
 # In the full run (JAX, 30 epochs, seed 0; table in the summary) no method collapsed —
 # every rank is far above 1 — but the two methods without an explicit entropy term
-# fill the fewest latent directions (SimSiam 9.8 and BYOL 8.4 of 64), and BYOL, the
-# weakest probe here, also has the lowest-rank representation (9.4). The marginal
-# entropy of `simclr` spread its latents over more directions (22.1 of 64) than the
-# joint entropy of `sphere-ldm` (13.4), with the same probe accuracy. VICReg gave the
-# best probe with a representation of lower rank (18.4) than simclr's (20.6).
+# fill the fewest latent directions (SimSiam 9.6 and BYOL 12.2 of 64), and SimSiam, the
+# weakest probe here, also has the lowest-rank representation (15.8). The marginal
+# entropy of `simclr` spread its latents over more directions (22.2 of 64) than the
+# joint entropy of `sphere-ldm` (13.2), with about the same probe accuracy. VICReg gave
+# the best probe with a representation of lower rank (18.4) than simclr's (20.2).
 
 # %%
 rep = ldm.evaluation  # effective_rank, dimension_std, uniformity
@@ -334,22 +334,22 @@ plt.close("all")
 # entropy estimator and the entropy mode differ. See `ldm.recipes.describe(name)` for
 # each recipe's settings.
 #
-# Full mode on JAX (30 epochs per method, seed 0; about 6 min of training in all on a
-# shared 2-core CPU) printed:
+# Full mode on JAX (30 epochs per method, seed 0; 2.2 min of training in all in the last
+# run, on a shared 2-core CPU) printed:
 #
 # | method | probe, 10 labels / class | probe, all labels | k-NN | clustering |
 # |---|---|---|---|---|
 # | raw pixels | 0.885 ± 0.010 | 0.972 | 0.967 | — |
-# | simclr | 0.931 ± 0.011 | 0.985 | 0.956 | — |
-# | sphere-ldm | 0.928 ± 0.008 | 0.983 | 0.956 | — |
-# | vicreg | 0.947 ± 0.004 | 0.991 | 0.963 | — |
-# | simsiam | 0.912 ± 0.008 | 0.987 | 0.946 | — |
-# | byol | 0.824 ± 0.012 | 0.952 | 0.857 | — |
-# | categorical | 0.946 ± 0.011 | 0.985 | 0.956 | 0.619 |
+# | simclr | 0.933 ± 0.010 | 0.989 | 0.952 | — |
+# | sphere-ldm | 0.929 ± 0.008 | 0.985 | 0.959 | — |
+# | vicreg | 0.949 ± 0.004 | 0.987 | 0.967 | — |
+# | simsiam | 0.914 ± 0.010 | 0.987 | 0.946 | — |
+# | byol | 0.924 ± 0.011 | 0.980 | 0.959 | — |
+# | categorical | 0.939 ± 0.013 | 0.989 | 0.965 | 0.609 |
 #
 # and, for joint vs marginal entropy, an estimated mutual information between the two
-# views of 0.152 nats for `sphere-ldm` against 0.365 for `simclr` (view cosine 0.980 vs
-# 0.943), with about the same probe accuracy (0.928 vs 0.931): the marginal entropy does
+# views of 0.146 nats for `sphere-ldm` against 0.356 for `simclr` (view cosine 0.981 vs
+# 0.942), with about the same probe accuracy (0.929 vs 0.933): the marginal entropy does
 # reward information shared between the views, as its decomposition says.
 #
 # The effective ranks of the test embeddings (RankMe; representation = the 64-d encoder
@@ -359,20 +359,21 @@ plt.close("all")
 # | method | rank, representation | rank, latents / d | spread | uniformity |
 # |---|---|---|---|---|
 # | raw pixels | 29.3 | — | 0.476 | −1.175 |
-# | simclr | 20.6 | 22.1 / 64 | 0.564 | −1.144 |
-# | sphere-ldm | 21.2 | 13.4 / 64 | 0.396 | −0.621 |
-# | vicreg | 18.4 | 16.7 / 128 | 0.532 | −1.006 |
-# | simsiam | 15.9 | 9.8 / 64 | 0.431 | −0.669 |
-# | byol | 9.4 | 8.4 / 64 | 0.256 | −0.243 |
-# | categorical | 18.7 | 7.3 / 10 | 0.741 | −1.640 |
+# | simclr | 20.2 | 22.2 / 64 | 0.562 | −1.141 |
+# | sphere-ldm | 21.3 | 13.2 / 64 | 0.391 | −0.605 |
+# | vicreg | 18.4 | 16.9 / 128 | 0.546 | −1.039 |
+# | simsiam | 15.8 | 9.6 / 64 | 0.409 | −0.630 |
+# | byol | 18.4 | 12.2 / 64 | 0.440 | −0.723 |
+# | categorical | 17.6 | 7.4 / 10 | 0.741 | −1.633 |
 #
-# (Spread and uniformity of the raw pixels are those of the pixel vectors.) An earlier
-# run of this notebook, on an older version of the package, gave 10-label probe
-# accuracies within 0.006 of these (BYOL 0.818) and a clustering accuracy of 0.596: the
-# changes of the package between the two runs moved these rows, so read them to about
-# ±0.01 (the clustering accuracy to a few points).
+# (Spread and uniformity of the raw pixels are those of the pixel vectors.) Earlier
+# runs of this notebook, on older versions of the package, gave the other rows' 10-label
+# probe accuracies within 0.007 of these and clustering accuracies of 0.596 and 0.619, so
+# read them to about ±0.01 (the clustering accuracy to a few points). BYOL's row moved
+# far more (0.824 → 0.924, representation rank 9.4 → 18.4) when its EMA target network
+# began to normalise by the batch's statistics, as BYOL's does, instead of frozen
+# BatchNorm averages (benchmarks/results/robustness.md §3).
 #
-# 30 epochs is a short budget: BYOL (EMA target, m = 0.99) is still far behind, and the
-# categorical model's clusters are still forming (its agreement is annealed over the
+# 30 epochs is a short budget: the categorical model's clusters are still forming (its agreement is annealed over the
 # run). With 60 epochs (RESULTS.md) simclr reaches 0.947 and the categorical model
 # clusters at 0.906.
