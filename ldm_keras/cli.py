@@ -75,9 +75,10 @@ def _parser():
                    "path/to/file.h5:frames[:targets]")
     t.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                    dest="backend_sub", help=argparse.SUPPRESS)
-    t.add_argument("--epochs", type=_positive_int, default=None, help="epochs (recipe default)")
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help="epochs (the dataset's or the recipe's default)")
     t.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="batch size (default 256; sequence recipes 32)")
+                   help="batch size (default 256; sequence recipes 32, dotmotion-square 8)")
     t.add_argument("--learning-rate", type=_positive_float, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="output folder (default runs/RECIPE-DATASET)")
