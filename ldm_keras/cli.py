@@ -94,7 +94,8 @@ def _parser():
     t.add_argument("--stride", type=_positive_int, default=None,
                    help="sequence recipes: steps between windows (default window/2)")
     t.add_argument("--latent-dim", type=_positive_int, default=None,
-                   help="sequence recipes: latent size (Kalman: ground truth's, else 8)")
+                   help="sequence recipes: latent size (Kalman: the ground truth's, "
+                   "DotMotion figure-eight 3 with state size 4; others 8)")
     t.add_argument("--processes", type=_positive_int, default=None,
                    help="data-parallel run: the number of processes R (started once each, "
                    "with its --process-id; --batch-size is the global batch; process 0 "

@@ -18,7 +18,8 @@ SEQUENCE_RECIPES = ["cpc", "jepa", "kalman-ssl", "kalman-ssl-knn", "recurrent-ld
 #: Small networks for the few-step trainings (torch runs the RNN loops eagerly).
 SMALL = {"cpc": dict(context_units=8, prediction_steps=2),
          "jepa": dict(units=8, hidden_units=(8,)),
-         "kalman-ssl": {}, "kalman-ssl-knn": {},
+         # the recipe's 1000-step dynamics warm-up scaled to these runs of 12-16 steps
+         "kalman-ssl": dict(lr_warmup_steps={"dynamics": 6}), "kalman-ssl-knn": {},
          "recurrent-ldm": dict(units=8, hidden_units=())}
 
 
@@ -222,3 +223,33 @@ def test_dotmotion_square_trains_on_its_own_budget_unless_told(monkeypatch, tmp_
                                 verbose=0, evaluate_untrained=False,
                                 out=str(tmp_path / str(k)), **given)
     assert seen == [(40, 8), (20, 32), (3, 16)]
+
+
+def test_kalman_figure_eight_gets_two_rotating_pairs_unless_told(monkeypatch, tmp_path):
+    """The Kalman recipes on DotMotion figure-eight default to L = 3 latents and S = 4
+    state coordinates (``jobs.KALMAN_DATASET_SIZES``); circular keeps the ground truth's
+    2 and 2; an explicit ``latent_dim`` / ``state_dim`` wins; other recipes are not
+    touched."""
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(self, x=None, *args, **kwargs):
+        cell = getattr(self.predictor, "cell", None)
+        seen.append((int(self.encoder.output_shape[-1]),
+                     int(cell.state_dim) if isinstance(cell, ldm.predictors.KalmanCell)
+                     else None))
+        raise Stop
+
+    monkeypatch.setattr(ldm.models.PredictiveLDM, "fit", fake_fit)
+    runs = [("kalman-ssl", "dotmotion-figure-eight", {}),
+            ("kalman-ssl-knn", "dotmotion-figure-eight", {}),
+            ("kalman-ssl", "dotmotion-circular", {}),
+            ("kalman-ssl", "dotmotion-figure-eight", {"latent_dim": 2, "state_dim": 6}),
+            ("recurrent-ldm", "dotmotion-figure-eight", {})]
+    for k, (recipe, dataset, given) in enumerate(runs):
+        with pytest.raises(Stop):
+            jobs.train_sequence(recipe, dataset, sequences=8, test_sequences=4, verbose=0,
+                                evaluate_untrained=False, out=str(tmp_path / str(k)), **given)
+    assert seen == [(3, 4), (3, 4), (2, 2), (2, 6), (8, None)]

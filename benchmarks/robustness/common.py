@@ -72,7 +72,9 @@ def collect(suite, config=None):
             continue
         for name in sorted(os.listdir(folder)):
             if name.endswith(".json"):
-                out.append(load_result(os.path.join(folder, name)))
+                record = load_result(os.path.join(folder, name))
+                if "config" in record:  # not a summary file of several runs
+                    out.append(record)
     return out
 
 

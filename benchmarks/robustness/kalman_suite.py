@@ -17,7 +17,9 @@ are ``spread8-m30``):
   start alike stay alike);
 * ``dynamics_multiplier`` (the recipe: 100× the encoder's lr), ``dynamics_warmup``
   (epochs over which the dynamics' lr ramps linearly from 0 to its value, while the
-  encoder learns at its own rate from the start; 0: none), ``warmup`` (the same ramp for
+  encoder learns at its own rate from the start; 0: none), ``dynamics_warmup_steps`` (the
+  same ramp counted in optimizer steps: the library's ``lr_warmup_steps={"dynamics": n}``,
+  the recipe's default since it was measured here), ``warmup`` (the same ramp for
   every group, the encoder's too), ``lr_scale`` (× 1e-4),
   ``epochs``, ``sequences`` (training sequences; the preset's 3200 by default);
 * ``pair_order``: ``"ascending"`` (the library's: the pairs' angles grow with the state
@@ -45,7 +47,7 @@ import numpy as np  # noqa: E402
 
 SUITE = "kalman"
 BASE = dict(state_dim=2, latent_dim=2, init="default", max_angle=math.pi / 4,
-            dynamics_multiplier=100.0, dynamics_warmup=0, warmup=0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32,
+            dynamics_multiplier=100.0, dynamics_warmup=0, dynamics_warmup_steps=0, warmup=0, lr_scale=1.0, epochs=20, sequences=None, batch_size=32,
             pair_order="ascending")
 CONFIGS = {"recipe": dict(BASE)}
 
@@ -90,6 +92,10 @@ add("s4l3-spread8-m30-w10", "s4l3-spread8-m30", dynamics_warmup=10)
 add("s4l3-spread8-m10", "s4l3-spread8", dynamics_multiplier=10.0)
 add("spread8-m30-w10", "spread8-m30", dynamics_warmup=10)
 add("spread8-m30-w10-b8-e40", "spread8-m30", batch_size=8, epochs=40, dynamics_warmup=20)
+# the ramp in optimizer steps, not a fraction of the run: 1000 steps is figure-eight's
+# and circular's 10 epochs at batch 32, and 10 of square's 40 epochs at batch 8
+add("spread8-m30-ws1000-b8-e40", "spread8-m30", batch_size=8, epochs=40,
+    dynamics_warmup_steps=1000)
 # square: the reference's batch 8 and its lr, twice circular's
 add("spread8-m30-b8-lr2", "spread8-m30-b8", lr_scale=2.0)
 add("spread8-m30-b8-e40", "spread8-m30-b8", epochs=40)
@@ -136,8 +142,11 @@ def run(cfg, dataset, seed):
     xtr = np.asarray(train[0], "float32")
     encoder = _sequence_encoder(tuple(xtr.shape[2:]), cfg["latent_dim"])
     rotation = cfg["max_angle"] if cfg["init"] == "spread" else None
+    # every config says its warm-up itself (the recipe's default is not inherited)
+    ramp = cfg["dynamics_warmup_steps"]
     model = ldm.recipes.build("kalman-ssl", encoder, state_dim=cfg["state_dim"],
-                              initial_rotation=rotation)
+                              initial_rotation=rotation,
+                              lr_warmup_steps={"dynamics": ramp} if ramp else None)
     model.lr_multipliers = {**model.lr_multipliers, "dynamics": cfg["dynamics_multiplier"]}
     steps = int(np.ceil(len(xtr) / cfg["batch_size"])) * cfg["epochs"]
     lr = ldm.recipes.get("kalman-ssl").defaults["learning_rate"] * cfg["lr_scale"]

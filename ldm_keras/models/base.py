@@ -31,7 +31,7 @@ import keras
 from keras import ops
 
 from .. import backend
-from .._validation import check_choice, check_positive
+from .._validation import check_choice, check_int, check_positive
 from .fitdata import check_fit_inputs, warn_if_mostly_skipped
 from .optimizers import GroupedOptimizer
 from .trainers import Trainer
@@ -151,6 +151,9 @@ class LDMModel(Trainer, keras.Model):
     Args:
         lr_multipliers: ``{group: factor}`` learning-rate multipliers for the groups
             named by :meth:`variable_groups` (may also be given to ``compile``).
+        lr_warmup_steps: ``{group: steps}``: the group's learning rate ramps linearly from
+            0 over its first ``steps`` optimizer steps,
+            ``lr · multiplier · min(1, step / steps)`` (may also be given to ``compile``).
         nonfinite: what a training step with a NaN/inf loss or gradient does:
             ``"skip"`` (default) leaves every weight, the optimizer state and the EMA
             targets unchanged and counts the step in the ``skipped_steps`` metric (per
@@ -179,10 +182,13 @@ class LDMModel(Trainer, keras.Model):
         >>> model = MyLDM(encoder); model.compile("adam"); model.fit((x1, x2), epochs=5)
     """
 
-    def __init__(self, lr_multipliers=None, nonfinite="skip", **kwargs):
+    def __init__(self, lr_multipliers=None, nonfinite="skip", lr_warmup_steps=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.lr_multipliers = {str(k): check_positive(v, f"lr_multipliers[{k!r}]")
                                for k, v in dict(lr_multipliers or {}).items()}
+        self.lr_warmup_steps = {str(k): check_int(v, f"lr_warmup_steps[{k!r}]")
+                                for k, v in dict(lr_warmup_steps or {}).items()}
         self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
         self._group_lookup = None
 
@@ -207,8 +213,10 @@ class LDMModel(Trainer, keras.Model):
         return self._group_lookup.get(id(variable), "default")
 
     # -- Keras plumbing -----------------------------------------------------------------
-    def compile(self, optimizer="adam", lr_multipliers=None, nonfinite=None, **kwargs):
-        """Configure training. ``lr_multipliers`` and ``nonfinite`` override the constructor's."""
+    def compile(self, optimizer="adam", lr_multipliers=None, nonfinite=None,
+                lr_warmup_steps=None, **kwargs):
+        """Configure training. ``lr_multipliers``, ``lr_warmup_steps`` and ``nonfinite``
+        override the constructor's."""
         if nonfinite is not None:
             self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
         if kwargs.get("loss") is not None:
@@ -217,9 +225,10 @@ class LDMModel(Trainer, keras.Model):
                 "compile (configure the prior and entropy estimator instead)."
             )
         multipliers = self.lr_multipliers if lr_multipliers is None else dict(lr_multipliers)
+        warmup = self.lr_warmup_steps if lr_warmup_steps is None else dict(lr_warmup_steps)
         optimizer = keras.optimizers.get(optimizer)
-        if not isinstance(optimizer, GroupedOptimizer) and multipliers:
-            optimizer = GroupedOptimizer(optimizer, multipliers)
+        if not isinstance(optimizer, GroupedOptimizer) and (multipliers or warmup):
+            optimizer = GroupedOptimizer(optimizer, multipliers, warmup_steps=warmup)
         if isinstance(optimizer, GroupedOptimizer):
             optimizer.resolver = self.variable_group
             optimizer.group_names = lambda: set(self.variable_groups())
@@ -330,7 +339,8 @@ class LDMModel(Trainer, keras.Model):
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
-                "lr_multipliers": dict(self.lr_multipliers), "nonfinite": self.nonfinite}
+                "lr_multipliers": dict(self.lr_multipliers), "nonfinite": self.nonfinite,
+                "lr_warmup_steps": dict(self.lr_warmup_steps)}
 
 
 def _check_not_empty(x):

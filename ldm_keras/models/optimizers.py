@@ -12,37 +12,61 @@ optimizer: its ``variables`` are the union of the clones' variables, so saving,
 import keras
 
 from .._serialization import register
-from .._validation import check_positive
+from .._validation import check_int, check_positive
 
 
 @register
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """A learning-rate schedule multiplied by a constant: ``factor · schedule(step)``.
+    """A learning rate multiplied by a constant, optionally ramped up from 0:
+    ``factor · schedule(step) · min(1, step / warmup_steps)``.
+
+    Args:
+        schedule: a ``LearningRateSchedule`` (or its config) or a constant rate.
+        factor: the multiplier.
+        warmup_steps: optimizer steps over which the rate ramps linearly from 0 to
+            ``factor · schedule(step)`` (0: no ramp).
 
     Example:
         >>> base = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=1000)
         >>> fast = ScaledSchedule(base, 100.0)        # the dynamics' rate
+        >>> held = ScaledSchedule(base, 30.0, warmup_steps=100)   # 0 at step 0, full at 100
     """
 
-    def __init__(self, schedule, factor):
+    def __init__(self, schedule, factor, warmup_steps=0):
         if isinstance(schedule, dict):
             schedule = keras.optimizers.schedules.deserialize(schedule)
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            schedule = float(schedule)
         self.schedule = schedule
         self.factor = float(factor)
+        self.warmup_steps = check_int(warmup_steps, "warmup_steps")
 
     def __call__(self, step):
-        return self.schedule(step) * self.factor
+        if isinstance(self.schedule, float):
+            rate = keras.ops.cast(self.schedule * self.factor, "float32")
+        else:
+            rate = self.schedule(step) * self.factor
+        if self.warmup_steps:
+            ramp = keras.ops.cast(step, "float32") / float(self.warmup_steps)
+            rate = rate * keras.ops.minimum(1.0, ramp)
+        return rate
 
     def get_config(self):
-        return {"schedule": keras.optimizers.schedules.serialize(self.schedule),
-                "factor": self.factor}
+        schedule = self.schedule
+        if not isinstance(schedule, float):
+            schedule = keras.optimizers.schedules.serialize(schedule)
+        return {"schedule": schedule, "factor": self.factor,
+                "warmup_steps": self.warmup_steps}
 
 
-def _scaled_clone(optimizer, factor, name):
+def _scaled_clone(optimizer, factor, name, warmup_steps=0):
     config = optimizer.get_config()
     lr = optimizer._learning_rate  # the float or the schedule the user gave
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        config["learning_rate"] = ScaledSchedule(lr, factor)
+        config["learning_rate"] = ScaledSchedule(lr, factor, warmup_steps)
+    elif warmup_steps:
+        config["learning_rate"] = ScaledSchedule(float(keras.ops.convert_to_numpy(lr)),
+                                                 factor, warmup_steps)
     else:
         config["learning_rate"] = float(keras.ops.convert_to_numpy(lr)) * factor
     config["name"] = name
@@ -51,10 +75,12 @@ def _scaled_clone(optimizer, factor, name):
 
 @register
 class GroupedOptimizer(keras.optimizers.Optimizer):
-    """Apply one optimizer per variable group, with per-group learning-rate multipliers.
+    """Apply one optimizer per variable group, with per-group learning-rate multipliers
+    and warm-ups.
 
-    ``lr(group) = multipliers[group] · lr(base)``; variables of groups not named in
-    ``multipliers`` use the base rate (group ``"default"``). Which group a variable
+    ``lr(group, step) = multipliers[group] · lr(base, step) · min(1, step / warmup[group])``
+    (no ramp for a group not in ``warmup_steps``); variables of groups named in neither
+    use the base rate (group ``"default"``). Which group a variable
     belongs to is decided by ``resolver(variable) -> str``, and ``group_names()`` (when
     set) names the groups that exist, so that a multiplier for an unknown group is a
     ``ValueError`` as soon as it is set (:class:`~ldm_keras.models.LDMModel` sets both
@@ -63,23 +89,32 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
     Args:
         optimizer: the base optimizer (instance, name or config), cloned per group.
         multipliers: dict ``{group: factor}``, each factor > 0.
+        warmup_steps: dict ``{group: steps}``: the group's rate ramps linearly from 0 over
+            its first ``steps`` optimizer steps (e.g. to hold a latent model's dynamics
+            back while the encoder starts to learn).
 
     Example:
         >>> model.compile(optimizer=keras.optimizers.Adam(1e-3),
         ...               lr_multipliers={"dynamics": 100.0, "noise": 10.0})
+        >>> GroupedOptimizer("adam", {"dynamics": 30.0}, warmup_steps={"dynamics": 1000})
     """
 
-    def __init__(self, optimizer, multipliers=None, name="grouped_optimizer", **kwargs):
+    def __init__(self, optimizer, multipliers=None, name="grouped_optimizer",
+                 warmup_steps=None, **kwargs):
         kwargs.pop("learning_rate", None)
         super().__init__(learning_rate=0.0, name=name, **kwargs)
         base = keras.optimizers.get(optimizer)
         self.multipliers = {str(k): check_positive(v, f"lr_multipliers[{k!r}]")
                             for k, v in dict(multipliers or {}).items()}
+        self.warmup_steps = {str(k): check_int(v, f"warmup_steps[{k!r}]")
+                             for k, v in dict(warmup_steps or {}).items()}
         self.base_optimizer = base
         groups = ["default"] + [g for g in self.multipliers if g != "default"]
+        groups += [g for g in self.warmup_steps if g not in groups]
         self._group_names = groups
         self._optimizers = [
-            _scaled_clone(base, self.multipliers.get(g, 1.0), f"{name}_{g}") for g in groups
+            _scaled_clone(base, self.multipliers.get(g, 1.0), f"{name}_{g}",
+                          self.warmup_steps.get(g, 0)) for g in groups
         ]
         self.resolver = None
         self._names = None
@@ -105,13 +140,15 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
     def check_groups(self, known):
         """Raise ``ValueError`` when ``multipliers`` names a group not in ``known``."""
         known = set(known)
-        unknown = sorted(g for g in self.multipliers if g not in known and g != "default")
-        if unknown:
-            valid = ["default"] + sorted(known - {"default"})
-            raise ValueError(
-                f"`lr_multipliers` names unknown variable group"
-                f"{'s' if len(unknown) > 1 else ''} {unknown}: expected group names among "
-                f"{valid}; received lr_multipliers={dict(self.multipliers)}.")
+        valid = ["default"] + sorted(known - {"default"})
+        for what, given in (("lr_multipliers", self.multipliers),
+                            ("lr_warmup_steps", self.warmup_steps)):
+            unknown = sorted(g for g in given if g not in known and g != "default")
+            if unknown:
+                raise ValueError(
+                    f"`{what}` names unknown variable group"
+                    f"{'s' if len(unknown) > 1 else ''} {unknown}: expected group names "
+                    f"among {valid}; received {what}={dict(given)}.")
 
     # -- Keras optimizer protocol -------------------------------------------------
     @property
@@ -165,6 +202,7 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
             "name": self.name,
             "optimizer": keras.optimizers.serialize(self.base_optimizer),
             "multipliers": dict(self.multipliers),
+            "warmup_steps": dict(self.warmup_steps),
         }
 
     @classmethod

@@ -29,8 +29,9 @@ def _digits(recipe, summary, headline="probe_10", version="1.0.0"):
 
 
 #: The kalman-ssl settings the published Kalman entries were trained with (before the
-#: recipe's transition start and dynamics multiplier changed): a rebuild reproduces them.
-_KALMAN_SSL_V1 = dict(initial_rotation=None, lr_multipliers="default")
+#: recipe's transition start, dynamics multiplier and warm-up changed): a rebuild
+#: reproduces them.
+_KALMAN_SSL_V1 = dict(initial_rotation=None, lr_multipliers="default", lr_warmup_steps=None)
 
 #: name -> the entry: how it is built (the job, its recipe and settings) and scored.
 ENTRIES = {
