@@ -353,9 +353,8 @@ _SEQUENCE_LATENT = {"kalman-ssl": None, "kalman-ssl-knn": None}
 #: (others: the ground truth's size for both). A figure-eight moves at two frequencies,
 #: ω and 2ω, which a linear transition can only hold in two rotating pairs: S = 4 state
 #: coordinates seen through L = 3 latents. With the kalman-ssl defaults (spread rotations,
-#: dynamics 30× warmed up over 1000 steps) this reaches R² 0.906-0.998 on seeds 0-4,
-#: 4/5 >= 0.99, against 0.710-0.988 without the warm-up;
-#: benchmarks/robustness/results/kalman/README.md.
+#: dynamics 30× warmed up over 1000 steps) R² 0.898-0.998 on seeds 0-4 on PyTorch and JAX,
+#: 5 of 10 runs >= 0.99; benchmarks/robustness/results/kalman/README.md.
 KALMAN_DATASET_SIZES = {"dotmotion-figure-eight": {"latent_dim": 3, "state_dim": 4}}
 
 

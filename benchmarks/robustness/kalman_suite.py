@@ -96,6 +96,13 @@ add("spread8-m30-w10-b8-e40", "spread8-m30", batch_size=8, epochs=40, dynamics_w
 # and circular's 10 epochs at batch 32, and 10 of square's 40 epochs at batch 8
 add("spread8-m30-ws1000-b8-e40", "spread8-m30", batch_size=8, epochs=40,
     dynamics_warmup_steps=1000)
+# figure-eight with the recipe now (S = 4, L = 3, 1000-step ramp), and longer runs / ramps
+add("s4l3-spread8-m30-ws1000", "s4l3-spread8-m30", dynamics_warmup_steps=1000)
+add("s4l3-spread8-m30-ws1000-e40", "s4l3-spread8-m30", dynamics_warmup_steps=1000, epochs=40)
+add("s4l3-spread8-m30-ws2000", "s4l3-spread8-m30", dynamics_warmup_steps=2000)
+add("s4l3-spread8-m30-ws2000-e40", "s4l3-spread8-m30", dynamics_warmup_steps=2000, epochs=40)
+add("s4l4-spread8-m30-ws1000", "s4l3-spread8-m30-ws1000", latent_dim=4)
+add("s6l3-spread8-m30-ws1000", "s4l3-spread8-m30-ws1000", state_dim=6)
 # square: the reference's batch 8 and its lr, twice circular's
 add("spread8-m30-b8-lr2", "spread8-m30-b8", lr_scale=2.0)
 add("spread8-m30-b8-e40", "spread8-m30-b8", epochs=40)
@@ -185,13 +192,16 @@ def main(argv=None):
     p.add_argument("--sequences", type=int, default=None,
                    help="override the training sequences (short screening runs)")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--suffix", default="",
+                   help="appended to the results folder's name (e.g. -jax for runs on "
+                   "another backend than the stored ones)")
     a = p.parse_args(argv)
     for name in a.configs:
         cfg = dict(CONFIGS[name])
-        tag = name
+        tag = name + a.suffix
         if a.sequences:
             cfg["sequences"] = a.sequences
-            tag = f"{name}-n{a.sequences}"
+            tag = f"{name}-n{a.sequences}{a.suffix}"
         for dataset in a.datasets:
             for seed in a.seeds:
                 rec, new = common.run_or_skip(

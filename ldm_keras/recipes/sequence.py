@@ -34,10 +34,10 @@ KALMAN_SSL_MULTIPLIERS = {"dynamics": 30.0, "noise_network": 10.0, "observation_
 #: The kalman-ssl recipe's warm-up: the dynamics' rate ramps linearly from 0 over the
 #: first 1000 optimizer steps while the encoder learns at its rate from the start. With
 #: the dynamics learning from the first step, A adapts to the untrained encoder's features
-#: and on figure-eight the slow pair's rotation collapses onto the real axis (R² 0.710-0.988
-#: over seeds 0-4, none >= 0.99); held back 1000 steps, 0.906-0.998 (4/5 >= 0.99), square
-#: 0.970-0.973 (5/5 >= 0.97, as without), circular 0.961-1.000 from 0.3× to 3× the lr
-#: (benchmarks/robustness/results/kalman/README.md).
+#: and on figure-eight the slow pair's rotation collapses onto the real axis (R² ≥ 0.99 on
+#: 0 of 10 runs, seeds 0-4 on PyTorch and JAX); held back 1000 steps, 5 of 10, while
+#: square (batch 8 × 40 epochs) and circular keep their results (9/10 >= 0.97, 10/10);
+#: runs of a few hundred steps lose (benchmarks/robustness/results/kalman/README.md).
 KALMAN_SSL_WARMUP = {"dynamics": 1000}
 
 add("kalman-ssl", "KalmanSSL: PredictiveLDM + Kalman filter (state = latent size), "

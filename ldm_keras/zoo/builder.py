@@ -78,6 +78,7 @@ def _train_sequences(name, spec, workdir, verbose):
                           "learning_rate": t["learning_rate"],
                           "schedule": "cosine decay to 1 % over the run"},
              "optimizer": "Adam" + (_multipliers_text(model.lr_multipliers)
+                                    + _warmup_text(model.lr_warmup_steps)
                                     if spec["kind"] == "kalman" else ""),
              "data": {"dataset": f"dot_motion.load({spec['preset']!r})",
                       "readout_sequences": entries.DOTMOTION_READOUT_SEQUENCES}}
@@ -92,6 +93,14 @@ def _multipliers_text(multipliers):
     default = multipliers == DEFAULT_LR_MULTIPLIERS
     return ((" with PredictiveLDM's default per-group multipliers" if default
              else " with per-group multipliers") + f" ({', '.join(parts)})")
+
+
+def _warmup_text(warmup):
+    """How the card names the per-group warm-ups (none: nothing)."""
+    if not warmup:
+        return ""
+    parts = [f"{g} over {n} steps" for g, n in warmup.items()]
+    return f", ramped linearly from 0: {', '.join(parts)}"
 
 
 #: job -> the function that trains an entry of that job.
