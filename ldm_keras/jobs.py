@@ -352,9 +352,9 @@ _SEQUENCE_LATENT = {"kalman-ssl": None, "kalman-ssl-knn": None}
 #: Latent and state sizes of the Kalman recipes per dataset when the run does not say
 #: (others: the ground truth's size for both). A figure-eight moves at two frequencies,
 #: ω and 2ω, which a linear transition can only hold in two rotating pairs: S = 4 state
-#: coordinates seen through L = 3 latents. With the kalman-ssl defaults (spread rotations,
-#: dynamics 30× warmed up over 1000 steps) R² 0.898-0.998 on seeds 0-4 on PyTorch and JAX,
-#: 5 of 10 runs >= 0.99; benchmarks/robustness/results/kalman/README.md.
+#: coordinates seen through L = 3 latents (R² 0.71-0.99 with the kalman-ssl defaults on
+#: seeds 0-4, PyTorch and JAX; 2-d latents cannot make y = sin θ cos θ linear);
+#: benchmarks/robustness/results/kalman/README.md.
 KALMAN_DATASET_SIZES = {"dotmotion-figure-eight": {"latent_dim": 3, "state_dim": 4}}
 
 

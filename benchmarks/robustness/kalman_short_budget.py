@@ -20,16 +20,14 @@ import common  # noqa: E402
 common.set_threads()
 
 MULT = {"noise_network": 10.0, "observation_noise": 0.03}
-NO_RAMP = dict(lr_warmup_steps=None)
 SETTINGS = {
-    "recipe": {},          # π/8 start, 30×, the dynamics' rate ramped up over 1000 steps
-    "no-warmup": NO_RAMP,  # the recipe before the warm-up (the "recipe" row of earlier runs)
-    "warmup-125": dict(lr_warmup_steps={"dynamics": 125}),  # half of this run's 250 steps
-    "reference": dict(initial_rotation=None, lr_multipliers="default",
-                      **NO_RAMP),                            # old: I + noise, 100×
-    "rotation-100x": dict(lr_multipliers={"dynamics": 100.0, **MULT}, **NO_RAMP),
-    "identity-30x": dict(initial_rotation=None, **NO_RAMP),
-    "rotation-50x": dict(lr_multipliers={"dynamics": 50.0, **MULT}, **NO_RAMP),
+    "recipe": {},                                                   # π/8 start, 30×
+    "warmup-1000": dict(lr_warmup_steps={"dynamics": 1000}),   # the warm-up option
+    "warmup-125": dict(lr_warmup_steps={"dynamics": 125}),     # half of this run's steps
+    "reference": dict(initial_rotation=None, lr_multipliers="default"),  # old: I + noise, 100×
+    "rotation-100x": dict(lr_multipliers={"dynamics": 100.0, **MULT}),
+    "identity-30x": dict(initial_rotation=None),
+    "rotation-50x": dict(lr_multipliers={"dynamics": 50.0, **MULT}),
 }
 
 

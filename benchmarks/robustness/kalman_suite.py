@@ -19,7 +19,7 @@ are ``spread8-m30``):
   (epochs over which the dynamics' lr ramps linearly from 0 to its value, while the
   encoder learns at its own rate from the start; 0: none), ``dynamics_warmup_steps`` (the
   same ramp counted in optimizer steps: the library's ``lr_warmup_steps={"dynamics": n}``,
-  the recipe's default since it was measured here), ``warmup`` (the same ramp for
+  an option of the recipe, not its default), ``warmup`` (the same ramp for
   every group, the encoder's too), ``lr_scale`` (× 1e-4),
   ``epochs``, ``sequences`` (training sequences; the preset's 3200 by default);
 * ``pair_order``: ``"ascending"`` (the library's: the pairs' angles grow with the state
@@ -149,7 +149,7 @@ def run(cfg, dataset, seed):
     xtr = np.asarray(train[0], "float32")
     encoder = _sequence_encoder(tuple(xtr.shape[2:]), cfg["latent_dim"])
     rotation = cfg["max_angle"] if cfg["init"] == "spread" else None
-    # every config says its warm-up itself (the recipe's default is not inherited)
+    # every config says its warm-up itself
     ramp = cfg["dynamics_warmup_steps"]
     model = ldm.recipes.build("kalman-ssl", encoder, state_dim=cfg["state_dim"],
                               initial_rotation=rotation,

@@ -53,9 +53,10 @@ class PredictiveLDM(LDMModel):
         lr_multipliers: per-group learning-rate multipliers (``"default"``: dynamics 100×,
             innovation network 10×, observation-noise network 0.03×; ``None``: none).
         lr_warmup_steps: ``{group: steps}``: the group's rate ramps linearly from 0 over
-            its first ``steps`` optimizer steps (``None``: none; the ``kalman-ssl``
-            recipe holds its ``"dynamics"`` back over 1000 steps, so that ``A`` does not
-            fit the untrained encoder's features).
+            its first ``steps`` optimizer steps (``None``: none). ``{"dynamics": 1000}``
+            keeps ``A`` from fitting the untrained encoder's features (on DotMotion
+            figure-eight it helps; on noisy data with jumps it hurts: see
+            :mod:`ldm_keras.recipes`).
         skip_first: number of steps at the start of each window left out of the
             alignment NLL; an integer ``>= 0``, smaller than the number of time steps of
             the training sequences (``predict`` and ``encode`` take any length).

@@ -60,9 +60,9 @@ ENTRIES = {
         kind="kalman", job="sequence", recipe="kalman-ssl", preset="figure-eight", seed=0,
         version="2.0.0", headline="r2",
         training=dict(epochs=20, batch_size=32, learning_rate=1e-4, latent_dim=3),
-        settings=dict(state_dim=4),
-        summary="KalmanSSL on figure-eight DotMotion with the recipe's defaults (dynamics "
-                "warmed up over 1000 steps): MLP encoder 100→128→3, Kalman filter S = 4, "
+        settings=dict(state_dim=4, lr_warmup_steps={"dynamics": 1000}),
+        summary="KalmanSSL on figure-eight DotMotion, the dynamics' learning rate warmed up "
+                "over the first 1000 steps: MLP encoder 100→128→3, Kalman filter S = 4, "
                 "20 epochs, seed 0 (not selected; the card gives the seed spread)."),
     "dotmotion-circular-recurrent": dict(
         kind="recurrent", job="sequence", recipe="recurrent-ldm", preset="circular", seed=0,
