@@ -399,7 +399,8 @@ def train_sequence(recipe="kalman-ssl", dataset="dotmotion-circular", epochs=Non
     epochs), else to the recipe's epochs (:data:`SEQUENCE_EPOCHS`), else to 20 epochs of
     batch 32. The Kalman recipes take ``latent_dim`` and ``state_dim`` from
     :data:`KALMAN_DATASET_SIZES` where the dataset is there (``dotmotion-figure-eight``:
-    L = 3, S = 4), else the ground truth's size. Writes ``encoder.keras``, ``metrics.json`` and ``run.json`` to ``out``.
+    L = 3, S = 4), else the ground truth's size. Writes ``encoder.keras``,
+    ``metrics.json`` and ``run.json`` to ``out``.
 
     Returns a dict with ``metrics``, ``train_seconds``, ``epochs``, ``backend``,
     ``encoder_path``, ``history`` (loss per epoch) and the fitted ``model``.
