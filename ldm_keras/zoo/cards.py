@@ -50,9 +50,10 @@ NOTES = {
         "transition seeded by the run's seed): R² 0.818 / 0.928 / 0.036 / 0.938 / 0.931 — "
         "seed 2 collapses to one latent dimension with a real transition (the job warns "
         "that the run ended collapsed). The kalman-ssl defaults now (spread rotations, "
-        "30×, warm-up) do no better here: 0.370 / 0.934 / 0.237 / 0.929 / 0.928 (0.930 / "
-        "0.935 / 0.353 / 0.939 / 0.938 without the warm-up), so this entry keeps the "
-        "settings it was trained with (benchmarks/robustness/results/kalman/README.md)."),
+        "30×) do no better here: 0.930 / 0.935 / 0.353 / 0.939 / 0.938 (with the "
+        "dynamics warm-up option 0.370 / 0.934 / 0.237 / 0.929 / 0.928), so this entry "
+        "keeps the settings it was trained with "
+        "(benchmarks/robustness/results/kalman/README.md)."),
     "dotmotion-figure-eight-kalman": (
         "Latents of figure-eight DotMotion frames and a 4-d linear state model of them "
         "(two rotating pairs for the motion's two frequencies, π/10 and π/20 per step).",
