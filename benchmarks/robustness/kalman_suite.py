@@ -115,24 +115,14 @@ for _name in list(CONFIGS):
             add(f"{_name}-lr{_scale:g}", _name, lr_scale=_scale)
 
 
-def _warm_up(model, warmup_steps, groups=("dynamics",)):
-    """Ramp the learning rate of ``groups`` of ``model.optimizer`` linearly from 0:
-    ``schedule(step) · min(1, step / warmup_steps)``."""
-    import keras
-    from keras import ops
-
-    class Warmup(keras.optimizers.schedules.LearningRateSchedule):
-        def __init__(self, schedule):
-            self.schedule = schedule
-
-        def __call__(self, step):
-            ramp = ops.minimum(1.0, ops.cast(step, "float32") / float(warmup_steps))
-            return self.schedule(step) * ramp
-
-    opt = model.optimizer
-    for group, clone in zip(opt._group_names, opt._optimizers):
-        if groups is None or group in groups:
-            clone._learning_rate = Warmup(clone._learning_rate)
+def _warmup_steps(cfg, steps_per_epoch):
+    """The config's warm-up as the library's ``lr_warmup_steps`` (``None``: none): the
+    rate of a group is ``lr · multiplier · min(1, step / n)``."""
+    if cfg["warmup"]:  # every group, the encoder's ("default") too
+        n = steps_per_epoch * cfg["warmup"]
+        return {g: n for g in ("default", "dynamics", "noise_network", "observation_noise")}
+    n = cfg["dynamics_warmup_steps"] or steps_per_epoch * cfg["dynamics_warmup"]
+    return {"dynamics": n} if n else None
 
 
 def run(cfg, dataset, seed):
@@ -149,13 +139,11 @@ def run(cfg, dataset, seed):
     xtr = np.asarray(train[0], "float32")
     encoder = _sequence_encoder(tuple(xtr.shape[2:]), cfg["latent_dim"])
     rotation = cfg["max_angle"] if cfg["init"] == "spread" else None
-    # every config says its warm-up itself
-    ramp = cfg["dynamics_warmup_steps"]
+    steps = int(np.ceil(len(xtr) / cfg["batch_size"])) * cfg["epochs"]
     model = ldm.recipes.build("kalman-ssl", encoder, state_dim=cfg["state_dim"],
                               initial_rotation=rotation,
-                              lr_warmup_steps={"dynamics": ramp} if ramp else None)
+                              lr_warmup_steps=_warmup_steps(cfg, steps // cfg["epochs"]))
     model.lr_multipliers = {**model.lr_multipliers, "dynamics": cfg["dynamics_multiplier"]}
-    steps = int(np.ceil(len(xtr) / cfg["batch_size"])) * cfg["epochs"]
     lr = ldm.recipes.get("kalman-ssl").defaults["learning_rate"] * cfg["lr_scale"]
     model.compile(optimizer=ldm.recipes.default_optimizer("kalman-ssl", lr, decay_steps=steps))
     model.build(xtr.shape)
@@ -166,10 +154,6 @@ def run(cfg, dataset, seed):
         order = np.arange(n).reshape(-1, 2)[::-1].ravel() if n % 2 == 0 else np.arange(n)
         a = keras.ops.convert_to_numpy(cell.transition)
         cell.transition.assign(a[np.ix_(order, order)])
-    if cfg["dynamics_warmup"]:
-        _warm_up(model, steps // cfg["epochs"] * cfg["dynamics_warmup"])
-    if cfg["warmup"]:
-        _warm_up(model, steps // cfg["epochs"] * cfg["warmup"], groups=None)
     t0 = time.time()
     hist = model.fit(xtr, epochs=cfg["epochs"], batch_size=cfg["batch_size"], shuffle=True,
                      verbose=0)
